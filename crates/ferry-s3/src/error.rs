@@ -1,0 +1,50 @@
+//! The one place where storage errors become S3 errors (status code + S3 code + message).
+
+use ferry_store::Error;
+use s3s::{S3Error, S3ErrorCode};
+
+/// Maps a storage error to the S3 error a client expects. Server-side failures are logged
+/// here with their full cause and reach the client without local paths.
+pub(crate) fn to_s3(err: Error) -> S3Error {
+    let (code, message) = match &err {
+        Error::NoSuchBucket { .. } => (S3ErrorCode::NoSuchBucket, err.to_string()),
+        Error::BucketExists { .. } => (S3ErrorCode::BucketAlreadyOwnedByYou, err.to_string()),
+        Error::BucketNotEmpty { .. } => (S3ErrorCode::BucketNotEmpty, err.to_string()),
+        Error::InvalidBucketName { .. } => (S3ErrorCode::InvalidBucketName, err.to_string()),
+        Error::NoSuchKey { .. } => (S3ErrorCode::NoSuchKey, err.to_string()),
+        Error::InvalidKey { .. } => (S3ErrorCode::InvalidArgument, err.to_string()),
+        Error::KeyTooLong { .. } => (S3ErrorCode::KeyTooLongError, err.to_string()),
+        Error::RangeNotSatisfiable { .. } => (S3ErrorCode::InvalidRange, err.to_string()),
+        Error::PreconditionFailed { .. } => (S3ErrorCode::PreconditionFailed, err.to_string()),
+        Error::BadDigest { .. } => (S3ErrorCode::BadDigest, err.to_string()),
+        _ if err.is_storage_full() => {
+            tracing::error!(error = %error_chain(&err), "storage full");
+            let mut e = S3Error::with_message(
+                S3ErrorCode::Custom("XFerryStorageFull".into()),
+                "the gateway's storage is full; nothing was stored",
+            );
+            e.set_status_code(http::StatusCode::INSUFFICIENT_STORAGE);
+            return e;
+        }
+        _ => {
+            tracing::error!(error = %error_chain(&err), "storage failure");
+            (
+                S3ErrorCode::InternalError,
+                "the gateway could not complete the request; its log has the cause".to_owned(),
+            )
+        }
+    };
+    S3Error::with_message(code, message)
+}
+
+/// `err: cause: cause` on one line.
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
+}

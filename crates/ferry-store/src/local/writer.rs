@@ -1,0 +1,219 @@
+//! Writes: bytes go to a temporary file on the same filesystem, then fsync, record, rename.
+//!
+//! The network side and the disk side run in parallel: chunks pass through a small bounded
+//! channel to a blocking task that hashes and writes them, so memory stays bounded by the
+//! channel (a few chunks) whatever the object size.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use md5::{Digest, Md5};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::layout::{make_parents, open_object, sync_dir, write_target};
+use super::meta::{Record, mtime_ns, object_meta, write_record};
+use super::{Inner, blocking};
+use crate::backend::{CommitOptions, ObjectMeta, ObjectWriter, WriteCondition};
+use crate::error::{Error, Result};
+
+/// Chunks buffered between the request and the disk.
+const CHANNEL_DEPTH: usize = 8;
+
+/// A temporary file that is removed unless it was renamed into place.
+pub(crate) struct TempFile {
+    pub path: PathBuf,
+    pub file: File,
+    kept: bool,
+}
+
+impl TempFile {
+    pub fn create(tmp_dir: &Path) -> Result<Self> {
+        let path = tmp_dir.join(format!("put-{}", uuid::Uuid::new_v4()));
+        let file = File::create_new(&path).map_err(Error::io("create", &path))?;
+        Ok(Self {
+            path,
+            file,
+            kept: false,
+        })
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.kept {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+struct Written {
+    temp: TempFile,
+    md5: [u8; 16],
+}
+
+pub(crate) struct LocalWriter {
+    inner: Arc<Inner>,
+    bucket_dir: PathBuf,
+    key: String,
+    path: PathBuf,
+    tx: Option<mpsc::Sender<Bytes>>,
+    task: JoinHandle<Result<Written>>,
+}
+
+impl LocalWriter {
+    pub fn start(
+        inner: Arc<Inner>,
+        bucket_dir: PathBuf,
+        key: String,
+        path: PathBuf,
+    ) -> Result<Self> {
+        let mut temp = TempFile::create(&inner.tmp_dir)?;
+        let (tx, mut rx) = mpsc::channel::<Bytes>(CHANNEL_DEPTH);
+        let task = tokio::task::spawn_blocking(move || {
+            let mut md5 = Md5::new();
+            while let Some(chunk) = rx.blocking_recv() {
+                md5.update(&chunk);
+                temp.file
+                    .write_all(&chunk)
+                    .map_err(Error::io("write", &temp.path))?;
+            }
+            Ok(Written {
+                temp,
+                md5: md5.finalize().into(),
+            })
+        });
+        Ok(Self {
+            inner,
+            bucket_dir,
+            key,
+            path,
+            tx: Some(tx),
+            task,
+        })
+    }
+
+    async fn finish_writing(mut self) -> Result<(Self, Written)> {
+        drop(self.tx.take());
+        let written = (&mut self.task)
+            .await
+            .map_err(|e| Error::io("write", &self.path)(std::io::Error::other(e)))??;
+        Ok((self, written))
+    }
+}
+
+#[async_trait]
+impl ObjectWriter for LocalWriter {
+    async fn write(&mut self, chunk: Bytes) -> Result<()> {
+        let Some(tx) = &self.tx else {
+            return Ok(());
+        };
+        if tx.send(chunk).await.is_err() {
+            // The disk side stopped: its error says why.
+            self.tx = None;
+            return match (&mut self.task).await {
+                Ok(Err(e)) => Err(e),
+                _ => Err(Error::io("write", &self.path)(std::io::Error::other(
+                    "writer stopped",
+                ))),
+            };
+        }
+        Ok(())
+    }
+
+    async fn commit(self: Box<Self>, opts: CommitOptions) -> Result<ObjectMeta> {
+        let (this, written) = (*self).finish_writing().await?;
+        if let Some(expected) = opts.expected_md5
+            && expected != written.md5
+        {
+            return Err(Error::BadDigest { key: this.key });
+        }
+        let etag = opts
+            .etag
+            .clone()
+            .unwrap_or_else(|| hex::encode(written.md5));
+        let LocalWriter {
+            inner,
+            bucket_dir,
+            key,
+            path,
+            ..
+        } = this;
+        blocking(move || install(&inner, &bucket_dir, key, &path, written.temp, etag, opts)).await
+    }
+}
+
+/// Makes a finished temporary file the current version of `key`: fsync, metadata record,
+/// condition check, rename, fsync of the folder.
+pub(crate) fn install(
+    inner: &Inner,
+    bucket_dir: &Path,
+    key: String,
+    path: &Path,
+    mut temp: TempFile,
+    etag: String,
+    opts: CommitOptions,
+) -> Result<ObjectMeta> {
+    temp.file
+        .sync_data()
+        .map_err(Error::io("fsync", &temp.path))?;
+    let md = temp
+        .file
+        .metadata()
+        .map_err(Error::io("stat", &temp.path))?;
+    let record = Record {
+        etag,
+        size: md.len(),
+        mtime_ns: mtime_ns(&md),
+        attrs: opts.attrs,
+    };
+    write_record(&temp.file, &record).map_err(Error::io("set metadata on", &temp.path))?;
+
+    let _guard = opts.condition.as_ref().map(|_| inner.key_lock(path));
+    if let Some(condition) = &opts.condition {
+        check_condition(condition, &key, path)?;
+    }
+    // A concurrent delete may prune the folder between creating and renaming into it.
+    let mut attempts = 0;
+    let target = loop {
+        attempts += 1;
+        make_parents(bucket_dir, path, &inner.tmp_dir)
+            .map_err(Error::io("create folders for", path))?;
+        let target = write_target(path).map_err(Error::io("inspect", path))?;
+        match fs::rename(&temp.path, &target) {
+            Ok(()) => break target,
+            Err(e) if attempts < 5 && super::layout::is_missing(&e) => continue,
+            Err(e) if attempts < 5 && e.raw_os_error() == Some(libc::EISDIR) => continue,
+            Err(e) => return Err(Error::io("rename into", &target)(e)),
+        }
+    };
+    temp.kept = true;
+    if let Some(dir) = target.parent() {
+        sync_dir(dir).map_err(Error::io("fsync", dir))?;
+    }
+    object_meta(key, &mut temp.file).map_err(Error::io("stat", &target))
+}
+
+fn check_condition(condition: &WriteCondition, key: &str, path: &Path) -> Result<()> {
+    let current = open_object(path)
+        .map_err(Error::io("open", path))?
+        .map(|(mut file, _)| object_meta(key.to_owned(), &mut file))
+        .transpose()
+        .map_err(Error::io("read", path))?;
+    let ok = match (condition, &current) {
+        (WriteCondition::IfNoneExists, current) => current.is_none(),
+        (WriteCondition::IfMatch(_), None) => false,
+        (WriteCondition::IfMatch(want), Some(meta)) => want == "*" || *want == meta.etag,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::PreconditionFailed {
+            key: key.to_owned(),
+        })
+    }
+}

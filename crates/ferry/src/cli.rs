@@ -1,0 +1,92 @@
+//! Command-line interface.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::S3Settings;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ferry",
+    version,
+    about = "Training data between OneDrive or a folder, S3 clients and Postgres"
+)]
+pub struct Cli {
+    /// Configuration file (TOML); settings from flags and FERRY_* variables win over it.
+    #[arg(long, global = true, env = "FERRY_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve an API over the drive.
+    #[command(subcommand)]
+    Serve(Serve),
+    /// Start the embedded default: the S3 gateway over a local folder with sample data.
+    Quickstart(QuickstartArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Serve {
+    /// S3 API over a local folder: buckets are its top-level folders.
+    S3(S3Args),
+}
+
+/// Settings of `ferry serve s3`. Secrets are never flags: the secret access key comes from
+/// FERRY_S3_SECRET_ACCESS_KEY, FERRY_S3_SECRET_ACCESS_KEY_FILE or the credentials file.
+#[derive(Debug, Args, Default)]
+pub struct S3Args {
+    /// Folder to serve; each top-level folder is a bucket.
+    #[arg(long, env = "FERRY_S3_ROOT")]
+    pub root: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:9000].
+    #[arg(long, env = "FERRY_S3_ADDR")]
+    pub addr: Option<String>,
+    /// Region clients sign for [default: us-east-1].
+    #[arg(long, env = "FERRY_S3_REGION")]
+    pub region: Option<String>,
+    /// Also accept virtual-host style requests for BUCKET.DOMAIN.
+    #[arg(long, env = "FERRY_S3_DOMAIN")]
+    pub domain: Option<String>,
+    /// Access key id (its secret comes from FERRY_S3_SECRET_ACCESS_KEY[_FILE]).
+    #[arg(long, env = "FERRY_S3_ACCESS_KEY_ID")]
+    pub access_key_id: Option<String>,
+    /// File of ACCESS_KEY_ID:SECRET lines, mode 0600; re-read on SIGHUP.
+    #[arg(long, env = "FERRY_S3_CREDENTIALS_FILE")]
+    pub credentials_file: Option<PathBuf>,
+    /// TLS certificate chain (PEM); serves HTTPS with --tls-key.
+    #[arg(long, env = "FERRY_S3_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, env = "FERRY_S3_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Where multipart parts wait [default: ROOT/.ferry/uploads].
+    #[arg(long, env = "FERRY_S3_UPLOADS_DIR")]
+    pub uploads_dir: Option<PathBuf>,
+    /// Remove multipart uploads left unfinished this long [default: 24h].
+    #[arg(long, env = "FERRY_S3_UPLOAD_MAX_AGE", value_parser = humantime::parse_duration)]
+    pub upload_max_age: Option<std::time::Duration>,
+    /// How long requests in flight may finish after SIGTERM [default: 30s].
+    #[arg(long, env = "FERRY_S3_SHUTDOWN_GRACE", value_parser = humantime::parse_duration)]
+    pub shutdown_grace: Option<std::time::Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct QuickstartArgs {
+    #[command(flatten)]
+    pub s3: S3Args,
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let file = crate::config::File::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Serve(Serve::S3(args)) => {
+            let settings = S3Settings::resolve(args, &file)?;
+            crate::serve::run(settings, |_| {}).await
+        }
+        Command::Quickstart(args) => crate::quickstart::run(args.s3, &file).await,
+    }
+}

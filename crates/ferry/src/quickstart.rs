@@ -1,0 +1,112 @@
+//! `ferry quickstart`: the embedded default. Serves a local folder (in ferry's state dir
+//! unless `--root` says otherwise) with a sample bucket and object, and prints how to reach it.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use ferry_store::{Backend, BackendExt, LocalBackend, ObjectAttrs};
+
+use crate::cli::S3Args;
+use crate::config::{File, S3Settings, state_dir};
+
+const SAMPLE_BUCKET: &str = "datasets";
+const SAMPLE_KEY: &str = "sample/2024-06-01/train.csv";
+const SAMPLE_CSV: &str =
+    "id,text,label\n1,the market rallied,up\n2,rates held steady,flat\n3,futures slipped,down\n";
+
+pub async fn run(mut args: S3Args, file: &File) -> anyhow::Result<()> {
+    let state = state_dir()?;
+    fs::create_dir_all(&state).with_context(|| format!("cannot create {}", state.display()))?;
+    if args.root.is_none() && file.s3.root.is_none() {
+        args.root = Some(state.join("drive"));
+    }
+    let has_env_key = std::env::var_os("FERRY_S3_ACCESS_KEY_ID").is_some();
+    if !has_env_key && args.credentials_file.is_none() && file.s3.credentials_file.is_none() {
+        args.credentials_file = Some(ensure_credentials(&state.join("s3-credentials"))?);
+    }
+    let settings = S3Settings::resolve(args, file)?;
+    seed(&settings.root).await?;
+    let access_key = settings
+        .keys
+        .first()
+        .map(|k| k.id.clone())
+        .or_else(|| {
+            let path = settings.credentials_file.as_deref()?;
+            let keys = ferry_s3::read_credentials_file(path).ok()?;
+            keys.first().map(|k| k.id.clone())
+        })
+        .unwrap_or_default();
+    let secret_hint = match &settings.credentials_file {
+        Some(path) if !has_env_key => format!("\"$(cut -d: -f2- {})\"", path.display()),
+        _ => "\"$FERRY_S3_SECRET_ACCESS_KEY\"".into(),
+    };
+    let root = settings.root.clone();
+    crate::serve::run(settings, move |addr| {
+        print_banner(&root, addr, &access_key, &secret_hint);
+    })
+    .await
+}
+
+/// Creates a credentials file with a random key pair unless one exists; returns its path.
+fn ensure_credentials(path: &Path) -> anyhow::Result<PathBuf> {
+    if path.exists() {
+        return Ok(path.to_owned());
+    }
+    let id = format!("ferry-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let secret = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    writeln!(file, "{id}:{secret}")?;
+    Ok(path.to_owned())
+}
+
+/// Puts the sample object in place unless the bucket already exists.
+async fn seed(root: &Path) -> anyhow::Result<()> {
+    let backend = LocalBackend::open(root)?;
+    if backend.head_bucket(SAMPLE_BUCKET).await.is_ok() {
+        return Ok(());
+    }
+    backend.create_bucket(SAMPLE_BUCKET).await?;
+    let attrs = ObjectAttrs {
+        content_type: Some("text/csv".into()),
+        ..ObjectAttrs::default()
+    };
+    backend
+        .put_bytes(SAMPLE_BUCKET, SAMPLE_KEY, SAMPLE_CSV, attrs)
+        .await?;
+    Ok(())
+}
+
+fn print_banner(root: &Path, addr: std::net::SocketAddr, access_key: &str, secret: &str) {
+    let endpoint = format!("http://{addr}");
+    println!(
+        "\nferry is serving {root} as S3 at {endpoint}\n\
+         \n\
+         access key id:  {access_key}\n\
+         secret key:     {secret_src}\n\
+         \n\
+         Try it (copy and paste into another shell):\n\
+         \n\
+         export AWS_ACCESS_KEY_ID={access_key}\n\
+         export AWS_SECRET_ACCESS_KEY={secret}\n\
+         export AWS_DEFAULT_REGION=us-east-1\n\
+         aws --endpoint-url {endpoint} s3 ls s3://{SAMPLE_BUCKET} --recursive\n\
+         python3 -c \"import boto3; s3 = boto3.client('s3', endpoint_url='{endpoint}'); \
+         print(s3.get_object(Bucket='{SAMPLE_BUCKET}', Key='{SAMPLE_KEY}')['Body'].read().decode())\"\n\
+         \n\
+         Press Ctrl-C to stop.\n",
+        root = root.display(),
+        secret_src = secret.trim_matches('"'),
+    );
+}
