@@ -6,7 +6,8 @@ use tracing_subscriber::EnvFilter;
 pub fn init(terminal: bool) {
     let filter = std::env::var("FERRY_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| "info".into());
+        // s3s logs every refused request as an error; our access log already has them.
+        .unwrap_or_else(|_| "info,s3s=off".into());
     let filter = EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new("info"));
     let json = match std::env::var("FERRY_LOG_FORMAT").as_deref() {
         Ok("json") => true,

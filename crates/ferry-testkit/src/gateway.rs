@@ -1,0 +1,130 @@
+//! `ferry serve s3` on a random loopback port over a temporary folder.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::process::{Service, wait_until};
+
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Settings for a gateway to start.
+#[derive(Debug)]
+pub struct GatewayBuilder {
+    bin: PathBuf,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    root: Option<PathBuf>,
+}
+
+/// A running gateway and the folder it serves.
+#[derive(Debug)]
+pub struct Gateway {
+    pub service: Service,
+    /// `http://127.0.0.1:PORT` (or https).
+    pub endpoint: String,
+    pub addr: String,
+    pub root: PathBuf,
+    pub access_key: String,
+    pub secret_key: String,
+    // Dropped after the service, so the process never outlives its folder.
+    _dir: tempfile::TempDir,
+}
+
+impl GatewayBuilder {
+    /// A gateway run from the `ferry` binary at `bin` (tests pass `env!("CARGO_BIN_EXE_ferry")`).
+    pub fn new(bin: impl Into<PathBuf>) -> Self {
+        Self {
+            bin: bin.into(),
+            args: Vec::new(),
+            env: Vec::new(),
+            root: None,
+        }
+    }
+
+    pub fn arg(mut self, arg: impl Into<String>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    pub fn env(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.env.push((name.to_owned(), value.into()));
+        self
+    }
+
+    /// Serve this folder instead of a fresh temporary one.
+    pub fn root(mut self, root: &Path) -> Self {
+        self.root = Some(root.to_owned());
+        self
+    }
+
+    pub fn start(self) -> Gateway {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = self.root.clone().unwrap_or_else(|| dir.path().join("root"));
+        let (access_key, secret_key) = ("ferry-test".to_owned(), "ferry-test-secret".to_owned());
+        let mut command = Command::new(&self.bin);
+        command
+            .args(["serve", "s3", "--addr", "127.0.0.1:0", "--root"])
+            .arg(&root)
+            .args(&self.args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("FERRY_LOG_FORMAT", "json")
+            .env("FERRY_S3_ACCESS_KEY_ID", &access_key)
+            .env("FERRY_S3_SECRET_ACCESS_KEY", &secret_key)
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
+        let mut service = Service::spawn("ferry serve s3", command, &dir.path().join("ferry.log"));
+        let endpoint = wait_until("the gateway to listen", START_TIMEOUT, || {
+            if !service.is_running() {
+                panic!("ferry serve s3 exited during start:\n{}", service.log());
+            }
+            listening_endpoint(&service.log())
+        });
+        let addr = endpoint.split("://").nth(1).unwrap_or_default().to_owned();
+        Gateway {
+            service,
+            endpoint,
+            addr,
+            root,
+            access_key,
+            secret_key,
+            _dir: dir,
+        }
+    }
+}
+
+/// The endpoint from the gateway's "listening" log line.
+fn listening_endpoint(log: &str) -> Option<String> {
+    log.lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find_map(|v| v.get("endpoint")?.as_str().map(str::to_owned))
+}
+
+impl Gateway {
+    /// Starts a gateway with default settings.
+    pub fn start(bin: impl Into<PathBuf>) -> Self {
+        GatewayBuilder::new(bin).start()
+    }
+
+    /// A plain-HTTP GET of `path` without credentials: `(status, body)`.
+    pub fn get_unsigned(&self, path: &str) -> (u16, String) {
+        let mut stream = TcpStream::connect(&self.addr).expect("connect to gateway");
+        stream.set_read_timeout(Some(Duration::from_secs(10))).ok();
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", self.addr)
+            .expect("send request");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("read response");
+        let status = response
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
+        (status, body)
+    }
+}

@@ -1,0 +1,6 @@
+//! Integration tests: the real `ferry serve s3` process, driven by the AWS SDK for Rust.
+
+mod common;
+mod lifecycle;
+mod multipart;
+mod objects;
