@@ -76,12 +76,7 @@ impl GatewayBuilder {
             .env("FERRY_S3_SECRET_ACCESS_KEY", &secret_key)
             .envs(self.env.iter().map(|(k, v)| (k, v)));
         let mut service = Service::spawn("ferry serve s3", command, &dir.path().join("ferry.log"));
-        let endpoint = wait_until("the gateway to listen", START_TIMEOUT, || {
-            if !service.is_running() {
-                panic!("ferry serve s3 exited during start:\n{}", service.log());
-            }
-            listening_endpoint(&service.log())
-        });
+        let endpoint = wait_for_endpoint(&mut service);
         let addr = endpoint.split("://").nth(1).unwrap_or_default().to_owned();
         Gateway {
             service,
@@ -93,6 +88,16 @@ impl GatewayBuilder {
             _dir: dir,
         }
     }
+}
+
+/// Waits until a gateway process logs that it listens (JSON logs), and returns its endpoint.
+pub fn wait_for_endpoint(service: &mut Service) -> String {
+    wait_until("the gateway to listen", START_TIMEOUT, || {
+        if !service.is_running() {
+            panic!("the gateway exited during start:\n{}", service.log());
+        }
+        listening_endpoint(&service.log())
+    })
 }
 
 /// The endpoint from the gateway's "listening" log line.

@@ -4,5 +4,5 @@
 mod gateway;
 mod process;
 
-pub use gateway::{Gateway, GatewayBuilder};
+pub use gateway::{Gateway, GatewayBuilder, wait_for_endpoint};
 pub use process::{Service, wait_until};

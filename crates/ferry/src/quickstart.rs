@@ -39,13 +39,19 @@ pub async fn run(mut args: S3Args, file: &File) -> anyhow::Result<()> {
             keys.first().map(|k| k.id.clone())
         })
         .unwrap_or_default();
-    let secret_hint = match &settings.credentials_file {
-        Some(path) if !has_env_key => format!("\"$(cut -d: -f2- {})\"", path.display()),
-        _ => "\"$FERRY_S3_SECRET_ACCESS_KEY\"".into(),
+    let (secret_where, secret_shell) = match &settings.credentials_file {
+        Some(path) if !has_env_key => (
+            format!("in {} (after the colon; mode 0600)", path.display()),
+            format!("\"$(cut -d: -f2- {})\"", path.display()),
+        ),
+        _ => (
+            "the one you set in the environment".to_owned(),
+            "\"$FERRY_S3_SECRET_ACCESS_KEY\"".to_owned(),
+        ),
     };
     let root = settings.root.clone();
     crate::serve::run(settings, move |addr| {
-        print_banner(&root, addr, &access_key, &secret_hint);
+        print_banner(&root, addr, &access_key, &secret_where, &secret_shell);
     })
     .await
 }
@@ -88,13 +94,19 @@ async fn seed(root: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_banner(root: &Path, addr: std::net::SocketAddr, access_key: &str, secret: &str) {
+fn print_banner(
+    root: &Path,
+    addr: std::net::SocketAddr,
+    access_key: &str,
+    secret_where: &str,
+    secret: &str,
+) {
     let endpoint = format!("http://{addr}");
     println!(
         "\nferry is serving {root} as S3 at {endpoint}\n\
          \n\
          access key id:  {access_key}\n\
-         secret key:     {secret_src}\n\
+         secret key:     {secret_where}\n\
          \n\
          Try it (copy and paste into another shell):\n\
          \n\
@@ -107,6 +119,5 @@ fn print_banner(root: &Path, addr: std::net::SocketAddr, access_key: &str, secre
          \n\
          Press Ctrl-C to stop.\n",
         root = root.display(),
-        secret_src = secret.trim_matches('"'),
     );
 }

@@ -4,3 +4,4 @@ mod common;
 mod lifecycle;
 mod multipart;
 mod objects;
+mod quickstart;
