@@ -209,3 +209,41 @@ pub trait ObjectWriter: Send {
     /// Makes the object visible atomically, replacing any previous version.
     async fn commit(self: Box<Self>, opts: CommitOptions) -> Result<ObjectMeta>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::RangeRequest;
+    use proptest::prelude::*;
+
+    /// The bytes a range selects, by brute force over every offset.
+    fn model(range: RangeRequest, size: u64) -> Option<std::ops::Range<u64>> {
+        let selected: Vec<u64> = (0..size)
+            .filter(|&i| match range {
+                RangeRequest::FromTo { first, last } => i >= first && last.is_none_or(|l| i <= l),
+                RangeRequest::Suffix { length } => i + length >= size,
+            })
+            .collect();
+        let (first, last) = (*selected.first()?, *selected.last()?);
+        Some(first..last + 1)
+    }
+
+    proptest! {
+        #[test]
+        fn resolve_matches_the_model(
+            first in 0u64..40, last in proptest::option::of(0u64..40),
+            length in 0u64..40, size in 0u64..30, suffix in any::<bool>(),
+        ) {
+            let range = if suffix {
+                RangeRequest::Suffix { length }
+            } else {
+                RangeRequest::FromTo { first, last }
+            };
+            let expected = match range {
+                // An inverted range is invalid, not empty.
+                RangeRequest::FromTo { first, last: Some(l) } if l < first => None,
+                _ => model(range, size),
+            };
+            prop_assert_eq!(range.resolve(size), expected);
+        }
+    }
+}

@@ -117,8 +117,12 @@ impl Gateway {
     pub fn get_unsigned(&self, path: &str) -> (u16, String) {
         let mut stream = TcpStream::connect(&self.addr).expect("connect to gateway");
         stream.set_read_timeout(Some(Duration::from_secs(10))).ok();
-        write!(stream, "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", self.addr)
-            .expect("send request");
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.addr
+        )
+        .expect("send request");
         let mut response = String::new();
         stream.read_to_string(&mut response).expect("read response");
         let status = response

@@ -61,7 +61,11 @@ impl Service {
                 return status.code();
             }
             if Instant::now() > deadline {
-                panic!("{} did not exit within {timeout:?}\n{}", self.name, self.log());
+                panic!(
+                    "{} did not exit within {timeout:?}\n{}",
+                    self.name,
+                    self.log()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -78,7 +82,11 @@ impl Service {
 impl Drop for Service {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            eprintln!("----- log of {} -----\n{}\n----- end of log -----", self.name, self.log());
+            eprintln!(
+                "----- log of {} -----\n{}\n----- end of log -----",
+                self.name,
+                self.log()
+            );
         }
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
@@ -95,7 +103,10 @@ pub fn wait_until<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> O
         if let Some(value) = probe() {
             return value;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(100));
     }

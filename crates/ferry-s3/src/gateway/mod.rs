@@ -5,6 +5,8 @@ mod buckets;
 mod listing;
 pub(crate) mod multipart;
 mod objects;
+#[cfg(test)]
+mod range_tests;
 mod uploads;
 
 use std::sync::Arc;

@@ -86,7 +86,7 @@ pub(super) async fn put(
     }))
 }
 
-fn range_request(range: Option<&Range>) -> Option<RangeRequest> {
+pub(super) fn range_request(range: Option<&Range>) -> Option<RangeRequest> {
     range.map(|r| match *r {
         Range::Int { first, last } => RangeRequest::FromTo { first, last },
         Range::Suffix { length } => RangeRequest::Suffix { length },

@@ -60,9 +60,15 @@ async fn credentials_file_is_reloaded_on_sighup() {
     let alice = client_for(&gw.endpoint, "alice", "alice-secret");
     alice.list_buckets().send().await.unwrap();
     let bob = client_for(&gw.endpoint, "bob", "bob-secret");
-    assert_eq!(code(&bob.list_buckets().send().await.unwrap_err()), "InvalidAccessKeyId");
+    assert_eq!(
+        code(&bob.list_buckets().send().await.unwrap_err()),
+        "InvalidAccessKeyId"
+    );
 
-    let mut file = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
     writeln!(file, "bob:bob-secret").unwrap();
     drop(file);
     gw.service.signal(libc::SIGHUP);
@@ -120,7 +126,12 @@ async fn abandoned_uploads_are_removed_after_their_max_age() {
         .unwrap();
     let mut gone = false;
     for _ in 0..100 {
-        let uploads = s3.list_multipart_uploads().bucket("data").send().await.unwrap();
+        let uploads = s3
+            .list_multipart_uploads()
+            .bucket("data")
+            .send()
+            .await
+            .unwrap();
         if uploads.uploads().is_empty() {
             gone = true;
             break;
@@ -156,25 +167,32 @@ async fn shutdown_lets_requests_in_flight_finish() {
     .unwrap();
     conn.write_all(&half).unwrap();
     let tmp = gw.root.join(".ferry/tmp");
-    wait_until("the upload to reach the disk", Duration::from_secs(10), || {
-        std::fs::read_dir(&tmp).ok()?.next().map(|_| ())
-    });
+    wait_until(
+        "the upload to reach the disk",
+        Duration::from_secs(10),
+        || std::fs::read_dir(&tmp).ok()?.next().map(|_| ()),
+    );
     gw.service.signal(libc::SIGTERM);
     wait_until("the listener to close", Duration::from_secs(10), || {
-        std::net::TcpStream::connect(&gw.addr).is_err().then_some(())
+        std::net::TcpStream::connect(&gw.addr)
+            .is_err()
+            .then_some(())
     });
     conn.write_all(&half).unwrap();
     let mut response = String::new();
     conn.read_to_string(&mut response).unwrap();
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert_eq!(gw.service.wait(Duration::from_secs(30)), Some(0));
-    assert_eq!(std::fs::read(gw.root.join("data/slow")).unwrap(), [half.clone(), half].concat());
+    assert_eq!(
+        std::fs::read(gw.root.join("data/slow")).unwrap(),
+        [half.clone(), half].concat()
+    );
 }
 
 #[tokio::test]
 async fn serves_https_with_the_configured_certificate() {
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
-        .unwrap();
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let cert_path = dir.path().join("cert.pem");
     let key_path = dir.path().join("key.pem");
@@ -192,8 +210,15 @@ async fn serves_https_with_the_configured_certificate() {
         .with_native_roots(false)
         .with_pem_certificate(cert.cert.pem().into_bytes());
     let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
-        .tls_context(tls::TlsContext::builder().with_trust_store(trust).build().unwrap())
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .tls_context(
+            tls::TlsContext::builder()
+                .with_trust_store(trust)
+                .build()
+                .unwrap(),
+        )
         .build_https();
     let endpoint = gw.endpoint.replace("127.0.0.1", "localhost");
     let s3 = client_with(&endpoint, &gw.access_key, &gw.secret_key, http);

@@ -7,7 +7,9 @@ use crate::common::{body, client, code, gateway, md5_hex};
 const MIB: usize = 1024 * 1024;
 
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
-    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
 }
 
 fn completed(parts: &[(i32, String)]) -> CompletedMultipartUpload {
@@ -61,7 +63,12 @@ async fn multipart_upload_assembles_parts_with_s3_etag() {
         .await
         .unwrap();
     assert_eq!(listed.parts().len(), 2);
-    let uploads = s3.list_multipart_uploads().bucket("data").send().await.unwrap();
+    let uploads = s3
+        .list_multipart_uploads()
+        .bucket("data")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(uploads.uploads().len(), 1);
 
     let done = s3
@@ -80,11 +87,22 @@ async fn multipart_upload_assembles_parts_with_s3_etag() {
     let expected_etag = format!("\"{}-2\"", hex::encode(md5s.finalize()));
     assert_eq!(done.e_tag(), Some(expected_etag.as_str()));
 
-    let got = s3.get_object().bucket("data").key("model.bin").send().await.unwrap();
+    let got = s3
+        .get_object()
+        .bucket("data")
+        .key("model.bin")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(got.e_tag(), Some(expected_etag.as_str()));
     assert_eq!(got.metadata().unwrap().get("run").unwrap(), "42");
     assert_eq!(body(got).await, parts_data.concat());
-    let uploads = s3.list_multipart_uploads().bucket("data").send().await.unwrap();
+    let uploads = s3
+        .list_multipart_uploads()
+        .bucket("data")
+        .send()
+        .await
+        .unwrap();
     assert!(uploads.uploads().is_empty(), "a completed upload is gone");
 }
 
@@ -127,7 +145,9 @@ async fn multipart_rejects_small_parts_bad_order_and_unknown_ids() {
     };
     let err = complete(parts.clone()).await.unwrap_err();
     assert_eq!(code(&err), "EntityTooSmall");
-    let err = complete(vec![parts[1].clone(), parts[0].clone()]).await.unwrap_err();
+    let err = complete(vec![parts[1].clone(), parts[0].clone()])
+        .await
+        .unwrap_err();
     assert_eq!(code(&err), "InvalidPartOrder");
     let err = complete(vec![(1, "\"00000000000000000000000000000000\"".into())])
         .await
@@ -145,7 +165,14 @@ async fn multipart_rejects_small_parts_bad_order_and_unknown_ids() {
         .unwrap_err();
     assert_eq!(code(&err), "NoSuchUpload");
     // Nothing became visible, and abort removes the upload.
-    assert!(s3.head_object().bucket("data").key("k").send().await.is_err());
+    assert!(
+        s3.head_object()
+            .bucket("data")
+            .key("k")
+            .send()
+            .await
+            .is_err()
+    );
     s3.abort_multipart_upload()
         .bucket("data")
         .key("k")
@@ -188,7 +215,10 @@ async fn upload_part_copy_takes_a_range_of_another_object() {
         .unwrap()
         .to_owned();
     let mut parts = Vec::new();
-    for (n, range) in [(1, format!("bytes=0-{}", 5 * MIB - 1)), (2, format!("bytes={}-{}", 5 * MIB, 6 * MIB - 1))] {
+    for (n, range) in [
+        (1, format!("bytes=0-{}", 5 * MIB - 1)),
+        (2, format!("bytes={}-{}", 5 * MIB, 6 * MIB - 1)),
+    ] {
         let out = s3
             .upload_part_copy()
             .bucket("data")
@@ -212,6 +242,12 @@ async fn upload_part_copy_takes_a_range_of_another_object() {
         .send()
         .await
         .unwrap();
-    let got = s3.get_object().bucket("data").key("dst").send().await.unwrap();
+    let got = s3
+        .get_object()
+        .bucket("data")
+        .key("dst")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(body(got).await, source);
 }

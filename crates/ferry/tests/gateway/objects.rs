@@ -18,7 +18,10 @@ async fn put_get_head_delete_round_trip_with_metadata() {
         .send()
         .await
         .unwrap();
-    assert_eq!(put.e_tag(), Some(format!("\"{}\"", md5_hex(&data)).as_str()));
+    assert_eq!(
+        put.e_tag(),
+        Some(format!("\"{}\"", md5_hex(&data)).as_str())
+    );
 
     let head = s3
         .head_object()
@@ -30,7 +33,9 @@ async fn put_get_head_delete_round_trip_with_metadata() {
     assert_eq!(head.content_type(), Some("text/csv"));
     assert_eq!(head.content_length(), Some(data.len() as i64));
     assert_eq!(
-        head.metadata().and_then(|m| m.get("origin")).map(String::as_str),
+        head.metadata()
+            .and_then(|m| m.get("origin"))
+            .map(String::as_str),
         Some("onedrive")
     );
     let got = s3
@@ -75,7 +80,11 @@ async fn ranged_get_and_unsatisfiable_range() {
         .send()
         .await
         .unwrap();
-    for (range, expected) in [("bytes=2-4", "234"), ("bytes=-3", "789"), ("bytes=7-", "789")] {
+    for (range, expected) in [
+        ("bytes=2-4", "234"),
+        ("bytes=-3", "789"),
+        ("bytes=7-", "789"),
+    ] {
         let got = s3
             .get_object()
             .bucket("data")
@@ -172,9 +181,21 @@ async fn copy_object_keeps_or_replaces_metadata() {
         .send()
         .await
         .unwrap();
-    let kept = s3.head_object().bucket("data").key("kept").send().await.unwrap();
+    let kept = s3
+        .head_object()
+        .bucket("data")
+        .key("kept")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(kept.metadata().unwrap().get("a").unwrap(), "1");
-    let replaced = s3.head_object().bucket("data").key("replaced").send().await.unwrap();
+    let replaced = s3
+        .head_object()
+        .bucket("data")
+        .key("replaced")
+        .send()
+        .await
+        .unwrap();
     assert!(replaced.metadata().unwrap().get("a").is_none());
     assert_eq!(replaced.metadata().unwrap().get("b").unwrap(), "2");
 }
@@ -218,7 +239,11 @@ async fn list_objects_v2_pages_cover_every_key_once() {
         .send()
         .await
         .unwrap();
-    let prefixes: Vec<_> = top.common_prefixes().iter().filter_map(|p| p.prefix()).collect();
+    let prefixes: Vec<_> = top
+        .common_prefixes()
+        .iter()
+        .filter_map(|p| p.prefix())
+        .collect();
     assert_eq!(prefixes, ["d0/", "d1/", "d2/", "d3/"]);
     assert!(top.contents().is_empty());
 }
@@ -239,7 +264,12 @@ async fn bucket_lifecycle() {
         .unwrap();
     let err = s3.delete_bucket().bucket("one").send().await.unwrap_err();
     assert_eq!(code(&err), "BucketNotEmpty");
-    s3.delete_object().bucket("one").key("x").send().await.unwrap();
+    s3.delete_object()
+        .bucket("one")
+        .key("x")
+        .send()
+        .await
+        .unwrap();
     s3.delete_bucket().bucket("one").send().await.unwrap();
     let buckets = s3.list_buckets().send().await.unwrap();
     assert!(buckets.buckets().is_empty());

@@ -31,7 +31,10 @@ async fn quickstart_serves_a_sample_with_a_private_key_file() {
     let line = std::fs::read_to_string(&creds).unwrap();
     let (id, secret) = line.trim().split_once(':').unwrap();
     let log = service.log();
-    assert!(log.contains(&format!("export AWS_ACCESS_KEY_ID={id}")), "{log}");
+    assert!(
+        log.contains(&format!("export AWS_ACCESS_KEY_ID={id}")),
+        "{log}"
+    );
     assert!(log.contains("aws --endpoint-url"), "{log}");
     assert!(!log.contains(secret), "the secret must not be printed");
 
@@ -43,7 +46,11 @@ async fn quickstart_serves_a_sample_with_a_private_key_file() {
         .send()
         .await
         .unwrap();
-    assert!(String::from_utf8(body(got).await).unwrap().starts_with("id,text,label"));
+    assert!(
+        String::from_utf8(body(got).await)
+            .unwrap()
+            .starts_with("id,text,label")
+    );
     drop(service);
 
     // A second start keeps the key and the data.
