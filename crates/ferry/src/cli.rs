@@ -51,7 +51,7 @@ pub struct S3Args {
     /// Also accept virtual-host style requests for BUCKET.DOMAIN.
     #[arg(long, env = "FERRY_S3_DOMAIN")]
     pub domain: Option<String>,
-    /// Access key id (its secret comes from FERRY_S3_SECRET_ACCESS_KEY[_FILE]).
+    /// Access key id (its secret comes from FERRY_S3_SECRET_ACCESS_KEY or its _FILE form).
     #[arg(long, env = "FERRY_S3_ACCESS_KEY_ID")]
     pub access_key_id: Option<String>,
     /// File of ACCESS_KEY_ID:SECRET lines, mode 0600; re-read on SIGHUP.
