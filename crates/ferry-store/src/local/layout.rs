@@ -65,6 +65,33 @@ pub(crate) fn decode_name(name: &OsStr) -> Option<&str> {
     (!name.starts_with(RESERVED_PREFIX)).then_some(name)
 }
 
+/// Fails if a folder between `bucket_dir` and `path` is a symbolic link, so no key reaches
+/// outside the root through a link someone placed in the folder.
+pub(crate) fn check_no_links(bucket_dir: &Path, path: &Path, key: &str) -> Result<()> {
+    let Some(parent) = path.parent() else {
+        return Ok(());
+    };
+    let Ok(relative) = parent.strip_prefix(bucket_dir) else {
+        return Ok(());
+    };
+    let mut dir = bucket_dir.to_path_buf();
+    for component in relative.components() {
+        dir.push(component);
+        match fs::symlink_metadata(&dir) {
+            Ok(md) if md.file_type().is_symlink() => {
+                return Err(Error::InvalidKey {
+                    key: key.to_owned(),
+                    reason: "the path goes through a symbolic link, which ferry does not follow",
+                });
+            }
+            Ok(_) => {}
+            // Nothing further exists, so nothing further can be a link.
+            Err(_) => return Ok(()),
+        }
+    }
+    Ok(())
+}
+
 /// Opens the data file of the object at `path`, not following a symbolic link.
 /// `Ok(None)` when there is no such object.
 pub(crate) fn open_object(path: &Path) -> io::Result<Option<(fs::File, PathBuf)>> {
@@ -143,21 +170,6 @@ fn file_to_folder(path: &Path, tmp_dir: &Path) -> io::Result<()> {
         }
     }
     fs::rename(&parked, path.join(SELF_NAME))
-}
-
-/// Where a new version of the object at `path` goes: the path itself, or the [`SELF_NAME`]
-/// file inside it when the path is already a folder.
-pub(crate) fn write_target(path: &Path) -> io::Result<PathBuf> {
-    match fs::symlink_metadata(path) {
-        Ok(md) if md.is_dir() => Ok(path.join(SELF_NAME)),
-        Ok(md) if md.file_type().is_symlink() => Err(io::Error::other(format!(
-            "{} is a symbolic link; ferry does not follow links",
-            path.display()
-        ))),
-        Ok(_) => Ok(path.to_path_buf()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(path.to_path_buf()),
-        Err(e) => Err(e),
-    }
 }
 
 /// Removes the now empty folders from `dir` up to, not including, `bucket_dir`.

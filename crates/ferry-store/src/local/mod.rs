@@ -120,6 +120,7 @@ impl LocalBackend {
     fn object_path(&self, bucket: &str, key: &str) -> Result<(PathBuf, PathBuf)> {
         let dir = self.bucket_dir(bucket)?;
         let path = key_path(&dir, key)?;
+        layout::check_no_links(&dir, &path, key)?;
         Ok((dir, path))
     }
 }

@@ -15,7 +15,7 @@ use md5::{Digest, Md5};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::layout::{make_parents, open_object, sync_dir, write_target};
+use super::layout::{SELF_NAME, is_missing, make_parents, open_object, sync_dir};
 use super::meta::{Record, mtime_ns, object_meta, write_record};
 use super::{Inner, blocking};
 use crate::backend::{CommitOptions, ObjectMeta, ObjectWriter, WriteCondition};
@@ -177,20 +177,26 @@ pub(crate) fn install(
     if let Some(condition) = &opts.condition {
         check_condition(condition, &key, path)?;
     }
-    // A concurrent delete may prune the folder between creating and renaming into it.
+    // Try the rename first: the folders usually exist. A missing folder, a file where a
+    // folder is needed, or a concurrent delete that pruned the folder send us round again.
+    let mut target = path.to_path_buf();
     let mut attempts = 0;
-    let target = loop {
+    loop {
         attempts += 1;
-        make_parents(bucket_dir, path, &inner.tmp_dir)
-            .map_err(Error::io("create folders for", path))?;
-        let target = write_target(path).map_err(Error::io("inspect", path))?;
         match fs::rename(&temp.path, &target) {
-            Ok(()) => break target,
-            Err(e) if attempts < 5 && super::layout::is_missing(&e) => continue,
-            Err(e) if attempts < 5 && e.raw_os_error() == Some(libc::EISDIR) => continue,
+            Ok(()) => break,
+            Err(e) if attempts < 5 && e.raw_os_error() == Some(libc::EISDIR) => {
+                target = path.join(SELF_NAME);
+            }
+            Err(e) if attempts < 5 && is_missing(&e) => {
+                make_parents(bucket_dir, path, &inner.tmp_dir)
+                    .map_err(Error::io("create folders for", path))?;
+                // The folder may have been pruned with the self file's parent: start over.
+                target = path.to_path_buf();
+            }
             Err(e) => return Err(Error::io("rename into", &target)(e)),
         }
-    };
+    }
     temp.kept = true;
     if let Some(dir) = target.parent() {
         sync_dir(dir).map_err(Error::io("fsync", dir))?;
