@@ -5,7 +5,8 @@ import os
 
 import pytest
 
-from conftest import MiB, find_tool, make_tree, md5_hex, multipart_etag, read_tree, run_tool
+from gateway import MiB, find_tool
+from helpers import make_tree, md5_hex, multipart_etag, read_tree, run_tool
 
 pytestmark = pytest.mark.awscli
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from conftest import expect_error, unique_bucket
+from helpers import expect_error, unique_bucket
 
 pytestmark = pytest.mark.boto3
 

@@ -5,8 +5,9 @@ import os
 import boto3.s3.transfer
 import pytest
 
-from conftest import (MiB, assert_absent, checksum_b64, expect_error, files_under, md5_hex,
-                      multipart_etag, raw_request, wait_no_temp_files)
+from gateway import MiB
+from helpers import (assert_absent, checksum_b64, expect_error, files_under, md5_hex,
+                     multipart_etag, raw_request, wait_no_temp_files)
 
 pytestmark = pytest.mark.boto3
 
@@ -160,3 +161,21 @@ def test_wrong_crc32_is_bad_digest(s3, gw, bucket):
     assert_absent(s3, gw, bucket, "bad-crc")
     assert files_under(gw.bucket_dir(bucket)) == set()
     wait_no_temp_files(gw)
+
+
+def test_copy_object_onto_itself_replaces_metadata(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="self", Body=b"same bytes", Metadata={"v": "1"})
+    s3.copy_object(Bucket=bucket, Key="self", CopySource={"Bucket": bucket, "Key": "self"},
+                   MetadataDirective="REPLACE", Metadata={"v": "2"})
+    got = s3.get_object(Bucket=bucket, Key="self")
+    assert got["Metadata"] == {"v": "2"}
+    assert got["Body"].read() == b"same bytes"
+
+
+def test_copy_object_across_buckets(s3, gw, bucket):
+    other = bucket + "-dst"
+    s3.create_bucket(Bucket=other)
+    s3.put_object(Bucket=bucket, Key="a/src", Body=b"cross-bucket")
+    s3.copy_object(Bucket=other, Key="b/dst", CopySource={"Bucket": bucket, "Key": "a/src"})
+    assert gw.object_path(other, "b/dst").read_bytes() == b"cross-bucket"
+    assert s3.get_object(Bucket=bucket, Key="a/src")["Body"].read() == b"cross-bucket"

@@ -5,7 +5,7 @@ import urllib.request
 
 import pytest
 
-from conftest import assert_absent, urlopen, xml_error_code
+from helpers import assert_absent, urlopen, xml_error_code
 
 pytestmark = pytest.mark.boto3
 
@@ -36,6 +36,17 @@ def test_presigned_put(gw, s3, bucket, signature):
     got = s3.get_object(Bucket=bucket, Key="up/loaded.bin")
     assert got["Body"].read() == b"\x00\x01uploaded"
     assert gw.object_path(bucket, "up/loaded.bin").read_bytes() == b"\x00\x01uploaded"
+
+
+@SIGNATURES
+def test_presigned_url_tampered(gw, s3, bucket, signature):
+    s3.put_object(Bucket=bucket, Key="k", Body=b"secret")
+    s3.put_object(Bucket=bucket, Key="other", Body=b"other secret")
+    signer = gw.client(signature_version=signature)
+    url = signer.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "k"},
+                                        ExpiresIn=300)
+    status, _, body = urlopen(url.replace(f"/{bucket}/k?", f"/{bucket}/other?"))
+    assert (status, xml_error_code(body)) == (403, "SignatureDoesNotMatch"), body
 
 
 def _wait_until(t: float):

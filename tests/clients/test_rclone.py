@@ -4,7 +4,8 @@ import os
 
 import pytest
 
-from conftest import MiB, find_tool, make_tree, rclone_env, read_tree, run_tool
+from gateway import MiB, find_tool, rclone_env
+from helpers import make_tree, read_tree, run_tool
 
 pytestmark = pytest.mark.rclone
 

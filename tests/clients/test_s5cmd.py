@@ -4,7 +4,8 @@ import os
 
 import pytest
 
-from conftest import find_tool, make_tree, read_tree, run_tool
+from gateway import find_tool
+from helpers import make_tree, read_tree, run_tool
 
 pytestmark = pytest.mark.s5cmd
 
