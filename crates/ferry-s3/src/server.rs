@@ -30,11 +30,19 @@ use crate::auth::{AccessGate, KeyAuth, KeyStore};
 use crate::gateway::{Gateway, Uploads};
 use crate::metrics::Metrics;
 
-tokio::task_local! {
-    static OPERATION: RefCell<&'static str>;
+/// What the request handler learns about a request, for the access log and metrics.
+#[derive(Debug, Clone, Copy)]
+struct Notes {
+    operation: &'static str,
+    /// Body bytes actually received, when the operation streamed a body.
+    body_bytes: Option<u64>,
 }
 
-/// Records the S3 operation of the request being answered (for the log and metrics).
+tokio::task_local! {
+    static NOTES: RefCell<Notes>;
+}
+
+/// Records the S3 operation of the request being answered.
 pub(crate) fn note_operation(name: &str) {
     // s3s names are static strings; map to our own static copy to keep the cell `'static`.
     let name = OPERATION_NAMES
@@ -42,7 +50,12 @@ pub(crate) fn note_operation(name: &str) {
         .find(|n| **n == name)
         .copied()
         .unwrap_or("Other");
-    let _ = OPERATION.try_with(|op| *op.borrow_mut() = name);
+    let _ = NOTES.try_with(|n| n.borrow_mut().operation = name);
+}
+
+/// Records how many body bytes arrived (which can be fewer than announced).
+pub(crate) fn note_body_bytes(bytes: u64) {
+    let _ = NOTES.try_with(|n| n.borrow_mut().body_bytes = Some(bytes));
 }
 
 const OPERATION_NAMES: &[&str] = &[
@@ -294,17 +307,19 @@ async fn handle(
     state.metrics.start();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let bytes_in = match header_u64(req.headers(), "x-amz-decoded-content-length") {
-        0 => header_u64(req.headers(), header::CONTENT_LENGTH.as_str()),
-        n => n,
-    };
+    let announced = header_u64(req.headers(), header::CONTENT_LENGTH.as_str());
     let req = req.map(Body::from);
-    let (result, op) = OPERATION
-        .scope(RefCell::new("Unknown"), async {
+    let start = Notes {
+        operation: "Unknown",
+        body_bytes: None,
+    };
+    let (result, notes) = NOTES
+        .scope(RefCell::new(start), async {
             let result = state.service.call(req).await;
-            (result, OPERATION.with(|op| *op.borrow()))
+            (result, NOTES.with(|n| *n.borrow()))
         })
         .await;
+    let (op, bytes_in) = (notes.operation, notes.body_bytes.unwrap_or(announced));
     let response = result.unwrap_or_else(|e| {
         tracing::error!(error = ?e, "request failed");
         text(

@@ -100,28 +100,47 @@ async fn pump(
 ) -> S3Result<u64> {
     let mut body = body;
     let mut written = 0u64;
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(body_error)?;
-        on_chunk(&chunk);
-        written += chunk.len() as u64;
-        writer.write(chunk).await.map_err(to_s3)?;
+    let result = async {
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(body_error)?;
+            on_chunk(&chunk);
+            written += chunk.len() as u64;
+            writer.write(chunk).await.map_err(to_s3)?;
+        }
+        Ok(())
     }
-    Ok(written)
+    .await;
+    crate::server::note_body_bytes(written);
+    result.map(|()| written)
 }
 
-/// A body stream error: an S3 error from s3s (such as a bad chunk signature) passes through;
-/// anything else means the body did not arrive whole.
+/// A body stream error: an S3 error passes through; anything else means the body did not
+/// arrive whole or did not verify.
 fn body_error(err: s3s::StdError) -> S3Error {
-    match err.downcast::<S3Error>() {
-        Ok(e) => *e,
-        Err(other) => {
-            tracing::debug!(error = %other, "request body ended early");
-            S3Error::with_message(
-                S3ErrorCode::IncompleteBody,
-                "the request body ended before the announced length; nothing was stored",
-            )
-        }
-    }
+    let err = match err.downcast::<S3Error>() {
+        Ok(e) => return *e,
+        Err(other) => other,
+    };
+    tracing::debug!(error = %err, "request body failed");
+    // s3s does not export its aws-chunked error type, so its Display is all there is to go on.
+    let text = err.to_string();
+    let (code, message) = if text.contains("SignatureMismatch") {
+        (
+            S3ErrorCode::SignatureDoesNotMatch,
+            "a chunk signature does not match; nothing was stored",
+        )
+    } else if text.starts_with("AwsChunkedStreamError") && !text.contains("Incomplete") {
+        (
+            S3ErrorCode::InvalidRequest,
+            "the aws-chunked body is malformed; nothing was stored",
+        )
+    } else {
+        (
+            S3ErrorCode::IncompleteBody,
+            "the request body ended before the announced length; nothing was stored",
+        )
+    };
+    S3Error::with_message(code, message)
 }
 
 #[async_trait::async_trait]
