@@ -18,6 +18,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 TARGET = os.environ.get("S3_TEST_TARGET", "ferry")
 REGION = "us-east-1"
 MiB = 1024 * 1024
+VIRTUAL_HOST_DOMAIN = "s3.test"
 LOG_TAIL_LINES = 80
 
 
@@ -119,6 +120,8 @@ def gateway_command(target: str, root: Path, port: int, access: str, secret: str
                         returncode=3)
         env["FERRY_S3_ACCESS_KEY_ID"] = access
         env["FERRY_S3_SECRET_ACCESS_KEY"] = secret
+        # Virtual-host style for BUCKET.s3.test; path style keeps working for 127.0.0.1.
+        env["FERRY_S3_DOMAIN"] = VIRTUAL_HOST_DOMAIN
         cmd = [str(binary), "serve", "s3", "--root", str(root), "--addr", f"127.0.0.1:{port}"]
     elif target == "rclone":
         # rclone reads any flag from RCLONE_<FLAG> (list flags as CSV, hence the quotes);
