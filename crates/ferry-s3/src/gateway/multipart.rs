@@ -21,6 +21,8 @@ use crate::error::to_s3;
 pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
 const MAX_PART_NUMBER: i32 = 10_000;
 const MAX_LISTED: usize = 1000;
+/// CompleteMultipartUpload answers at once and keeps the connection alive after this long.
+const KEEP_ALIVE_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn check_part_number(n: i32) -> S3Result<()> {
     if (1..=MAX_PART_NUMBER).contains(&n) {
@@ -267,8 +269,6 @@ pub(super) async fn complete(
     let (parts, etag_value) = plan(&requested, &stored)?;
     let total: u64 = parts.iter().map(|(_, m)| m.size).sum();
 
-    // Assembling a large object takes a while: s3s answers 200 at once and keeps the
-    // connection alive until this finishes; an error then arrives in the XML body, as in S3.
     let gw = gw.clone();
     let (bucket, key, id) = (input.bucket, input.key, input.upload_id);
     let assemble = async move {
@@ -301,10 +301,23 @@ pub(super) async fn complete(
             ..Default::default()
         })
     };
-    Ok(S3Response::new(CompleteMultipartUploadOutput {
-        future: Some(Box::pin(assemble)),
-        ..Default::default()
-    }))
+    // Assembling a large object can outlast a client's read timeout. A quick one answers
+    // normally, with a proper status on error; a slow one answers 200 at once and keeps the
+    // connection alive with whitespace until the result, as S3 does. (s3s 0.14 writes two XML
+    // declarations when that late result is an error, so errors are best found early.)
+    let mut task = tokio::spawn(assemble);
+    match tokio::time::timeout(KEEP_ALIVE_AFTER, &mut task).await {
+        Ok(joined) => joined
+            .map_err(|e| s3_error!(InternalError, "assembling the object failed: {e}"))?
+            .map(S3Response::new),
+        Err(_) => Ok(S3Response::new(CompleteMultipartUploadOutput {
+            future: Some(Box::pin(async move {
+                task.await
+                    .map_err(|e| s3_error!(InternalError, "assembling the object failed: {e}"))?
+            })),
+            ..Default::default()
+        })),
+    }
 }
 
 pub(super) async fn abort(

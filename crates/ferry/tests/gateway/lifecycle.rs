@@ -231,3 +231,74 @@ async fn serves_https_with_the_configured_certificate() {
         .await
         .unwrap();
 }
+
+/// A small tmpfs, unmounted when dropped.
+struct SmallDisk {
+    path: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(size: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("disk");
+        std::fs::create_dir(&path).unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "this test mounts a tmpfs to fill a disk: run it as root (CI does)"
+        );
+        Self { path, _dir: dir }
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.path)
+            .status();
+    }
+}
+
+#[tokio::test]
+async fn a_full_disk_answers_507_and_leaves_nothing_behind() {
+    let disk = SmallDisk::mount("4m");
+    let gw = builder().root(&disk.path).start();
+    let s3 = client(&gw);
+    s3.create_bucket().bucket("data").send().await.unwrap();
+    let err = s3
+        .put_object()
+        .bucket("data")
+        .key("too-big")
+        .body(ByteStream::from(vec![1u8; 6 * 1024 * 1024]))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), "XFerryStorageFull");
+    assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(507));
+    assert!(
+        s3.head_object()
+            .bucket("data")
+            .key("too-big")
+            .send()
+            .await
+            .is_err()
+    );
+    let leftovers = std::fs::read_dir(gw.root.join(".ferry/tmp"))
+        .unwrap()
+        .count();
+    assert_eq!(leftovers, 0, "the partial temp file is removed");
+    // Space is back: the gateway keeps working.
+    s3.put_object()
+        .bucket("data")
+        .key("small")
+        .body(ByteStream::from_static(b"fits"))
+        .send()
+        .await
+        .unwrap();
+}

@@ -251,3 +251,56 @@ async fn upload_part_copy_takes_a_range_of_another_object() {
         .unwrap();
     assert_eq!(body(got).await, source);
 }
+
+#[tokio::test]
+async fn complete_with_if_none_match_refuses_to_overwrite() {
+    let gw = gateway();
+    let s3 = client(&gw);
+    s3.create_bucket().bucket("data").send().await.unwrap();
+    s3.put_object()
+        .bucket("data")
+        .key("k")
+        .body(ByteStream::from_static(b"first"))
+        .send()
+        .await
+        .unwrap();
+    let id = s3
+        .create_multipart_upload()
+        .bucket("data")
+        .key("k")
+        .send()
+        .await
+        .unwrap()
+        .upload_id()
+        .unwrap()
+        .to_owned();
+    let part = s3
+        .upload_part()
+        .bucket("data")
+        .key("k")
+        .upload_id(&id)
+        .part_number(1)
+        .body(ByteStream::from_static(b"second"))
+        .send()
+        .await
+        .unwrap();
+    let err = s3
+        .complete_multipart_upload()
+        .bucket("data")
+        .key("k")
+        .upload_id(&id)
+        .if_none_match("*")
+        .multipart_upload(completed(&[(1, part.e_tag().unwrap().to_owned())]))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), "PreconditionFailed");
+    let got = s3
+        .get_object()
+        .bucket("data")
+        .key("k")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(body(got).await, b"first");
+}
