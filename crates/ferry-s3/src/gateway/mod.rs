@@ -1,6 +1,8 @@
 //! The S3 API over a [`Backend`]: s3s parses and authenticates requests, this module answers
 //! them. Operations we do not support answer `NotImplemented` (s3s's default).
 
+#[macro_use]
+mod macros;
 mod buckets;
 mod listing;
 pub(crate) mod multipart;
@@ -13,7 +15,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use ferry_store::{Backend, ObjectAttrs, ObjectWriter};
+use ferry_store::{Backend, ObjectWriter};
 use futures::StreamExt;
 use s3s::dto::{ETag, StreamingBlob, Timestamp};
 use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, dto::*};
@@ -48,39 +50,7 @@ fn etag(value: &str) -> ETag {
     ETag::Strong(value.to_owned())
 }
 
-/// The object attributes carried by a write request.
-#[derive(Default)]
-struct AttrInput {
-    content_type: Option<String>,
-    content_encoding: Option<String>,
-    content_disposition: Option<String>,
-    content_language: Option<String>,
-    cache_control: Option<String>,
-    expires: Option<Timestamp>,
-    metadata: Option<Metadata>,
-}
-
-impl AttrInput {
-    fn into_attrs(self) -> ObjectAttrs {
-        ObjectAttrs {
-            content_type: self.content_type,
-            content_encoding: self.content_encoding,
-            content_disposition: self.content_disposition,
-            content_language: self.content_language,
-            cache_control: self.cache_control,
-            expires: self.expires.and_then(|t| fmt_http_date(&t)),
-            user_metadata: self
-                .metadata
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(k, v)| (k.to_ascii_lowercase(), v))
-                .collect(),
-            checksums: Default::default(),
-        }
-    }
-}
-
-fn fmt_http_date(t: &Timestamp) -> Option<String> {
+pub(super) fn fmt_http_date(t: &Timestamp) -> Option<String> {
     let mut out = Vec::new();
     t.format(TimestampFormat::HttpDate, &mut out).ok()?;
     String::from_utf8(out).ok()

@@ -12,7 +12,7 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 use super::buckets::owner;
 use super::objects::copy_source;
 use super::uploads::Manifest;
-use super::{AttrInput, Gateway, etag, pump, timestamp};
+use super::{Gateway, etag, pump, timestamp};
 use crate::checksum::{self, Expected};
 use crate::conditions::{ReadConditions, write_condition};
 use crate::error::to_s3;
@@ -54,23 +54,13 @@ pub(super) async fn create(
     let input = req.input;
     gw.backend.head_bucket(&input.bucket).await.map_err(to_s3)?;
     check_key(&input.key).map_err(to_s3)?;
+    let algorithm = input.checksum_algorithm.clone();
+    let (bucket, key) = (input.bucket.clone(), input.key.clone());
     let manifest = Manifest {
-        bucket: input.bucket.clone(),
-        key: input.key.clone(),
-        attrs: AttrInput {
-            content_type: input.content_type,
-            content_encoding: input.content_encoding,
-            content_disposition: input.content_disposition,
-            content_language: input.content_language,
-            cache_control: input.cache_control,
-            expires: input.expires,
-            metadata: input.metadata,
-        }
-        .into_attrs(),
-        checksum_algorithm: input
-            .checksum_algorithm
-            .as_ref()
-            .map(|a| a.as_str().to_owned()),
+        attrs: attrs_from!(input),
+        bucket: bucket.clone(),
+        key: key.clone(),
+        checksum_algorithm: algorithm.as_ref().map(|a| a.as_str().to_owned()),
         initiated: SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
@@ -78,10 +68,10 @@ pub(super) async fn create(
     };
     let id = gw.uploads.create(&manifest).await?;
     Ok(S3Response::new(CreateMultipartUploadOutput {
-        bucket: Some(input.bucket),
-        key: Some(input.key),
+        bucket: Some(bucket),
+        key: Some(key),
         upload_id: Some(id),
-        checksum_algorithm: input.checksum_algorithm,
+        checksum_algorithm: algorithm,
         ..Default::default()
     }))
 }
@@ -127,15 +117,12 @@ pub(super) async fn upload_part(
         })
         .await
         .map_err(to_s3)?;
-    Ok(S3Response::new(UploadPartOutput {
+    let mut output = UploadPartOutput {
         e_tag: Some(etag(&meta.etag)),
-        checksum_crc32: stored.checksum_crc32,
-        checksum_crc32c: stored.checksum_crc32c,
-        checksum_crc64nvme: stored.checksum_crc64nvme,
-        checksum_sha1: stored.checksum_sha1,
-        checksum_sha256: stored.checksum_sha256,
         ..Default::default()
-    }))
+    };
+    set_checksums!(output, stored);
+    Ok(S3Response::new(output))
 }
 
 /// Parses `bytes=first-last`, the only form `x-amz-copy-source-range` takes.
@@ -348,18 +335,15 @@ pub(super) async fn list_parts(
     let parts = page
         .into_iter()
         .map(|(number, meta)| {
-            let sums = checksum::to_dto(&meta.attrs.checksums);
-            Part {
+            let mut part = Part {
                 part_number: Some(number),
                 e_tag: Some(etag(&meta.etag)),
                 size: Some(meta.size as i64),
                 last_modified: Some(timestamp(meta.last_modified)),
-                checksum_crc32: sums.checksum_crc32,
-                checksum_crc32c: sums.checksum_crc32c,
-                checksum_crc64nvme: sums.checksum_crc64nvme,
-                checksum_sha1: sums.checksum_sha1,
-                checksum_sha256: sums.checksum_sha256,
-            }
+                ..Default::default()
+            };
+            set_checksums!(part, checksum::to_dto(&meta.attrs.checksums));
+            part
         })
         .collect();
     Ok(S3Response::new(ListPartsOutput {

@@ -5,7 +5,7 @@ use ferry_store::{CommitOptions, ObjectMeta, PutOptions, RangeRequest};
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
-use super::{AttrInput, Gateway, etag, parse_http_date, pump, timestamp};
+use super::{Gateway, etag, parse_http_date, pump, timestamp};
 use crate::checksum::{self, Expected};
 use crate::conditions::{ReadConditions, write_condition};
 use crate::error::to_s3;
@@ -54,16 +54,7 @@ pub(super) async fn put(
     if let Some(trailers) = req.trailing_headers.as_ref().and_then(|t| t.take()) {
         expected.merge(&trailers);
     }
-    let mut attrs = AttrInput {
-        content_type: input.content_type,
-        content_encoding: input.content_encoding,
-        content_disposition: input.content_disposition,
-        content_language: input.content_language,
-        cache_control: input.cache_control,
-        expires: input.expires,
-        metadata: input.metadata,
-    }
-    .into_attrs();
+    let mut attrs = attrs_from!(input);
     attrs.checksums = checksum::verify(hasher.finalize(), &expected)?;
     let stored = checksum::to_dto(&attrs.checksums);
     let meta = writer
@@ -75,15 +66,12 @@ pub(super) async fn put(
         })
         .await
         .map_err(to_s3)?;
-    Ok(S3Response::new(PutObjectOutput {
+    let mut output = PutObjectOutput {
         e_tag: Some(etag(&meta.etag)),
-        checksum_crc32: stored.checksum_crc32,
-        checksum_crc32c: stored.checksum_crc32c,
-        checksum_crc64nvme: stored.checksum_crc64nvme,
-        checksum_sha1: stored.checksum_sha1,
-        checksum_sha256: stored.checksum_sha256,
         ..Default::default()
-    }))
+    };
+    set_checksums!(output, stored);
+    Ok(S3Response::new(output))
 }
 
 pub(super) fn range_request(range: Option<&Range>) -> Option<RangeRequest> {
@@ -150,7 +138,7 @@ pub(super) async fn get(
         Checksum::default()
     };
     let attrs = meta.attrs;
-    let output = GetObjectOutput {
+    let mut output = GetObjectOutput {
         body: Some(StreamingBlob::wrap(sync_wrapper::SyncStream::new(got.body))),
         content_length: Some(length as i64),
         content_range,
@@ -180,13 +168,9 @@ pub(super) async fn get(
             .clone()
             .or_else(|| attrs.expires.as_deref().and_then(parse_http_date)),
         metadata: Some(attrs.user_metadata.into_iter().collect()),
-        checksum_crc32: checksums.checksum_crc32,
-        checksum_crc32c: checksums.checksum_crc32c,
-        checksum_crc64nvme: checksums.checksum_crc64nvme,
-        checksum_sha1: checksums.checksum_sha1,
-        checksum_sha256: checksums.checksum_sha256,
         ..Default::default()
     };
+    set_checksums!(output, checksums);
     let mut response = S3Response::new(output);
     if partial {
         response.status = Some(http::StatusCode::PARTIAL_CONTENT);
@@ -227,7 +211,7 @@ pub(super) async fn head(
         Checksum::default()
     };
     let attrs = meta.attrs;
-    Ok(S3Response::new(HeadObjectOutput {
+    let mut output = HeadObjectOutput {
         content_length: Some(content_length as i64),
         content_range,
         accept_ranges: Some("bytes".into()),
@@ -242,13 +226,10 @@ pub(super) async fn head(
         cache_control: attrs.cache_control,
         expires: attrs.expires.as_deref().and_then(parse_http_date),
         metadata: Some(attrs.user_metadata.into_iter().collect()),
-        checksum_crc32: checksums.checksum_crc32,
-        checksum_crc32c: checksums.checksum_crc32c,
-        checksum_crc64nvme: checksums.checksum_crc64nvme,
-        checksum_sha1: checksums.checksum_sha1,
-        checksum_sha256: checksums.checksum_sha256,
         ..Default::default()
-    }))
+    };
+    set_checksums!(output, checksums);
+    Ok(S3Response::new(output))
 }
 
 pub(super) async fn delete(
@@ -344,16 +325,7 @@ pub(super) async fn copy(
         ));
     }
     let attrs = replace.then(|| {
-        let mut attrs = AttrInput {
-            content_type: input.content_type,
-            content_encoding: input.content_encoding,
-            content_disposition: input.content_disposition,
-            content_language: input.content_language,
-            cache_control: input.cache_control,
-            expires: input.expires,
-            metadata: input.metadata,
-        }
-        .into_attrs();
+        let mut attrs = attrs_from!(input);
         // The bytes do not change, so their checksums still hold.
         attrs.checksums = source.attrs.checksums.clone();
         attrs
