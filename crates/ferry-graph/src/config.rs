@@ -1,0 +1,146 @@
+//! Where the identity platform and Graph are, who we are, and which drive we use.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::secret::Secret;
+
+/// The public cloud's identity platform; national clouds and the emulator have their own.
+pub const DEFAULT_AUTHORITY: &str = "https://login.microsoftonline.com";
+/// Microsoft Graph v1.0 in the public cloud.
+pub const DEFAULT_GRAPH_URL: &str = "https://graph.microsoft.com/v1.0";
+
+/// Everything the client needs. Authority and Graph URL are separate settings, so a national
+/// cloud or the emulator is two values away.
+#[derive(Debug, Clone)]
+pub struct GraphConfig {
+    pub authority: String,
+    pub graph_url: String,
+    pub tenant: String,
+    pub client_id: String,
+    pub credential: Credential,
+    pub drive: DriveSelector,
+    /// The MSAL-layout token cache for delegated sign-ins (written 0600, atomically).
+    pub token_cache: Option<PathBuf>,
+    /// Delegated scopes; app-only requests always ask for `{graph}/.default`.
+    pub scopes: Vec<String>,
+    pub retry: RetryPolicy,
+}
+
+impl GraphConfig {
+    /// A configuration for the public cloud with delegated `Files.ReadWrite.All` access.
+    pub fn new(tenant: impl Into<String>, client_id: impl Into<String>) -> Self {
+        Self {
+            authority: DEFAULT_AUTHORITY.into(),
+            graph_url: DEFAULT_GRAPH_URL.into(),
+            tenant: tenant.into(),
+            client_id: client_id.into(),
+            credential: Credential::None,
+            drive: DriveSelector::Me,
+            token_cache: None,
+            scopes: vec![
+                "Files.ReadWrite.All".into(),
+                "offline_access".into(),
+                "openid".into(),
+                "profile".into(),
+            ],
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    /// `{authority}/{tenant}/oauth2/v2.0/{endpoint}`.
+    pub fn identity_url(&self, endpoint: &str) -> String {
+        format!(
+            "{}/{}/oauth2/v2.0/{endpoint}",
+            self.authority.trim_end_matches('/'),
+            self.tenant
+        )
+    }
+
+    /// The host of the authority, as MSAL's cache calls it (`environment`).
+    pub fn environment(&self) -> String {
+        let rest = self
+            .authority
+            .split_once("://")
+            .map_or(self.authority.as_str(), |(_, r)| r);
+        rest.split('/').next().unwrap_or(rest).to_ascii_lowercase()
+    }
+
+    /// The scope for app-only tokens: the Graph resource's `.default`.
+    pub fn app_scope(&self) -> String {
+        let resource = self
+            .graph_url
+            .split_once("://")
+            .map(|(scheme, rest)| format!("{scheme}://{}", rest.split('/').next().unwrap_or(rest)))
+            .unwrap_or_else(|| self.graph_url.clone());
+        format!("{resource}/.default")
+    }
+}
+
+/// How the application proves who it is.
+#[derive(Debug, Clone)]
+pub enum Credential {
+    /// A public client (device code, refresh token): no secret.
+    None,
+    Secret(Secret),
+    /// A certificate: its PEM chain and PKCS#8 private key; requests carry a signed assertion.
+    Certificate {
+        cert_pem: String,
+        key_pem: Secret,
+    },
+}
+
+/// Which drive requests go to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DriveSelector {
+    /// The signed-in user's drive (delegated sign-in only).
+    Me,
+    Id(String),
+    User(String),
+    Site(String),
+}
+
+impl DriveSelector {
+    /// Parses `me`, `user:<id>`, `site:<id>` or a drive id.
+    pub fn parse(text: &str) -> Self {
+        match text.split_once(':') {
+            _ if text == "me" => Self::Me,
+            Some(("user", id)) => Self::User(id.to_owned()),
+            Some(("site", id)) => Self::Site(id.to_owned()),
+            _ => Self::Id(text.to_owned()),
+        }
+    }
+
+    /// The path of the drive under the Graph URL.
+    pub fn path(&self) -> String {
+        match self {
+            Self::Me => "/me/drive".into(),
+            Self::Id(id) => format!("/drives/{id}"),
+            Self::User(id) => format!("/users/{id}/drive"),
+            Self::Site(id) => format!("/sites/{id}/drive"),
+        }
+    }
+}
+
+/// Retries for throttling, server errors and dropped connections.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Total time one request may spend waiting between attempts.
+    pub budget: Duration,
+    /// First backoff; doubles per attempt (with jitter) up to `max_backoff`.
+    pub base_backoff: Duration,
+    pub max_backoff: Duration,
+    /// Per-attempt timeout for requests without a body stream.
+    pub timeout: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            budget: Duration::from_secs(300),
+            base_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(60),
+            timeout: Duration::from_secs(120),
+        }
+    }
+}

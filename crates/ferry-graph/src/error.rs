@@ -1,0 +1,201 @@
+//! Errors from Microsoft identity and Graph, classified by their codes, never by messages.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::names::NameError;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The identity platform refused a token request (`error` is the OAuth code, such as
+    /// `invalid_grant`; `aadsts` the numeric AADSTS codes).
+    #[error("sign-in failed: {error} (AADSTS{codes}): {description}", codes = fmt_codes(.aadsts))]
+    Identity {
+        error: String,
+        description: String,
+        aadsts: Vec<u64>,
+    },
+    /// Graph answered with an error envelope.
+    #[error("Graph {status} {code}{inner}: {message}", inner = fmt_inner(.inner_codes))]
+    Graph {
+        status: u16,
+        code: String,
+        /// Nested `innerError` codes, outermost first.
+        inner_codes: Vec<String>,
+        message: String,
+        request_id: Option<String>,
+    },
+    /// Throttled or unavailable for longer than the retry budget allows.
+    #[error(
+        "Graph kept throttling (last Retry-After {retry_after:?}) beyond the retry budget of {budget:?}"
+    )]
+    Throttled {
+        retry_after: Option<Duration>,
+        budget: Duration,
+    },
+    #[error(
+        "the downloaded bytes of {path} do not match OneDrive's quickXorHash; they were discarded"
+    )]
+    HashMismatch { path: String },
+    #[error(transparent)]
+    Name(#[from] NameError),
+    #[error("{what}")]
+    Protocol { what: String },
+    #[error("request to {url} failed")]
+    Http {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("{op} {path}")]
+    Io {
+        op: &'static str,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn fmt_codes(codes: &[u64]) -> String {
+    codes
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn fmt_inner(codes: &[String]) -> String {
+    if codes.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", codes.join(" > "))
+    }
+}
+
+impl Error {
+    /// The Graph error code (`itemNotFound`, `resyncRequired`, ...), if this is one.
+    pub fn graph_code(&self) -> Option<&str> {
+        match self {
+            Self::Graph { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    /// The HTTP status of a Graph error.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Graph { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// True for a Graph error whose code or any inner code is `code`.
+    pub fn has_code(&self, code: &str) -> bool {
+        match self {
+            Self::Graph {
+                code: outer,
+                inner_codes,
+                ..
+            } => outer == code || inner_codes.iter().any(|c| c == code),
+            _ => false,
+        }
+    }
+
+    /// True when a refresh token is no longer usable and a person must sign in again.
+    pub fn needs_sign_in(&self) -> bool {
+        matches!(self, Self::Identity { error, .. } if error == "invalid_grant" || error == "interaction_required")
+    }
+
+    pub(crate) fn protocol(what: impl Into<String>) -> Self {
+        Self::Protocol { what: what.into() }
+    }
+}
+
+/// Graph's error envelope: `{"error": {"code", "message", "innerError": {...}}}`. Both
+/// spellings of the inner error occur in real responses.
+#[derive(Debug, Deserialize)]
+struct Envelope {
+    error: Body,
+}
+
+#[derive(Debug, Deserialize)]
+struct Body {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    message: String,
+    #[serde(rename = "innerError", alias = "innererror", default)]
+    inner: Option<Box<Inner>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Inner {
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(rename = "request-id", default)]
+    request_id: Option<String>,
+    #[serde(rename = "innerError", alias = "innererror", default)]
+    inner: Option<Box<Inner>>,
+}
+
+/// Builds the error for a failed Graph response from its status, headers and body.
+pub(crate) fn graph_error(status: u16, request_id: Option<String>, body: &[u8]) -> Error {
+    let Ok(envelope) = serde_json::from_slice::<Envelope>(body) else {
+        return Error::Graph {
+            status,
+            code: format!("http{status}"),
+            inner_codes: Vec::new(),
+            message: String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned(),
+            request_id,
+        };
+    };
+    let mut inner_codes = Vec::new();
+    let mut inner_request_id = None;
+    let mut next = envelope.error.inner.as_deref();
+    while let Some(inner) = next {
+        inner_codes.extend(inner.code.clone());
+        inner_request_id = inner_request_id.or_else(|| inner.request_id.clone());
+        next = inner.inner.as_deref();
+    }
+    Error::Graph {
+        status,
+        code: envelope.error.code,
+        inner_codes,
+        message: envelope.error.message,
+        request_id: request_id.or(inner_request_id),
+    }
+}
+
+/// The identity platform's error body.
+#[derive(Debug, Deserialize)]
+pub(crate) struct IdentityErrorBody {
+    pub error: String,
+    #[serde(default)]
+    pub error_description: String,
+    #[serde(default)]
+    pub error_codes: Vec<u64>,
+}
+
+impl From<IdentityErrorBody> for Error {
+    fn from(body: IdentityErrorBody) -> Self {
+        // The description starts with "AADSTSnnn: "; keep the human part only.
+        let description = body
+            .error_description
+            .split_once(": ")
+            .filter(|(code, _)| code.starts_with("AADSTS"))
+            .map_or(body.error_description.as_str(), |(_, rest)| rest)
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        Self::Identity {
+            error: body.error,
+            description,
+            aadsts: body.error_codes,
+        }
+    }
+}
