@@ -28,6 +28,8 @@ pub enum Error {
         inner_codes: Vec<String>,
         message: String,
         request_id: Option<String>,
+        /// The `Location` header, where Graph sends a client next (a 410 resync).
+        location: Option<String>,
     },
     /// Throttled or unavailable for longer than the retry budget allows.
     #[error(
@@ -81,6 +83,14 @@ impl Error {
     pub fn graph_code(&self) -> Option<&str> {
         match self {
             Self::Graph { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    /// Where a 410 resync sends the client.
+    pub fn location(&self) -> Option<&str> {
+        match self {
+            Self::Graph { location, .. } => location.as_deref(),
             _ => None,
         }
     }
@@ -143,7 +153,12 @@ struct Inner {
 }
 
 /// Builds the error for a failed Graph response from its status, headers and body.
-pub(crate) fn graph_error(status: u16, request_id: Option<String>, body: &[u8]) -> Error {
+pub(crate) fn graph_error(
+    status: u16,
+    request_id: Option<String>,
+    location: Option<String>,
+    body: &[u8],
+) -> Error {
     let Ok(envelope) = serde_json::from_slice::<Envelope>(body) else {
         return Error::Graph {
             status,
@@ -151,6 +166,7 @@ pub(crate) fn graph_error(status: u16, request_id: Option<String>, body: &[u8]) 
             inner_codes: Vec::new(),
             message: String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned(),
             request_id,
+            location,
         };
     };
     let mut inner_codes = Vec::new();
@@ -167,6 +183,7 @@ pub(crate) fn graph_error(status: u16, request_id: Option<String>, body: &[u8]) 
         inner_codes,
         message: envelope.error.message,
         request_id: request_id.or(inner_request_id),
+        location,
     }
 }
 

@@ -192,9 +192,14 @@ pub(crate) async fn into_error(response: Response) -> Error {
         .get("request-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let location = response
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let url = response.url().to_string();
     match response.bytes().await {
-        Ok(body) => graph_error(status, request_id, &body),
+        Ok(body) => graph_error(status, request_id, location, &body),
         Err(source) => Error::Http { url, source },
     }
 }

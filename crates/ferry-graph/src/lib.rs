@@ -9,6 +9,7 @@
 pub mod auth;
 mod client;
 mod config;
+mod delta;
 mod error;
 mod http;
 pub mod model;
@@ -22,6 +23,7 @@ pub use client::GraphClient;
 pub use config::{
     Credential, DEFAULT_AUTHORITY, DEFAULT_GRAPH_URL, DriveSelector, GraphConfig, RetryPolicy,
 };
+pub use delta::{Change, Delta, DeltaTree};
 pub use error::{Error, Result};
 pub use names::{NameError, check_name, check_path};
 pub use quickxor::{QuickXorHash, quick_xor_hash};

@@ -193,16 +193,21 @@ mod fixture_tests {
 
     #[test]
     fn graph_errors_with_either_inner_spelling() {
-        let err = graph_error(429, None, fixture!("error_throttled.json").as_bytes());
+        let err = graph_error(429, None, None, fixture!("error_throttled.json").as_bytes());
         assert_eq!(err.graph_code(), Some("activityLimitReached"));
         assert!(err.has_code("throttledRequest") && err.has_code("appThrottled"));
         assert!(
             matches!(&err, Error::Graph { request_id: Some(id), .. } if id.starts_with("7a9c"))
         );
-        let err = graph_error(410, None, fixture!("error_lowercase_inner.json").as_bytes());
+        let err = graph_error(
+            410,
+            None,
+            None,
+            fixture!("error_lowercase_inner.json").as_bytes(),
+        );
         assert_eq!(err.graph_code(), Some("resyncRequired"));
         assert!(err.has_code("resyncChangesApplyDifferences"));
-        let err = graph_error(502, None, b"<html>bad gateway</html>");
+        let err = graph_error(502, None, None, b"<html>bad gateway</html>");
         assert_eq!(err.status(), Some(502));
     }
 
