@@ -113,6 +113,9 @@ pub enum WriteCondition {
 pub struct PutOptions {
     /// The final size, when the caller knows it (some backends need it up front).
     pub size_hint: Option<u64>,
+    /// The caller will give the entity tag at commit (an assembled multipart object), so the
+    /// backend need not hash the bytes.
+    pub etag_given: bool,
 }
 
 /// What `ObjectWriter::commit` needs to make a write visible.

@@ -23,6 +23,7 @@ pub trait BackendExt: Backend {
         let data = data.into();
         let opts = PutOptions {
             size_hint: Some(data.len() as u64),
+            ..PutOptions::default()
         };
         let mut writer = self.put(bucket, key, opts).await?;
         writer.write(data).await?;

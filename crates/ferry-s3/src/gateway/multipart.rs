@@ -260,7 +260,11 @@ pub(super) async fn complete(
     let (bucket, key, id) = (input.bucket, input.key, input.upload_id);
     let assemble = async move {
         let size_hint = Some(total);
-        let opts = ferry_store::PutOptions { size_hint };
+        let opts = ferry_store::PutOptions {
+            size_hint,
+            // The multipart ETag is known; hashing the whole object again would be wasted.
+            etag_given: true,
+        };
         let mut writer = gw.backend.put(&bucket, &key, opts).await.map_err(to_s3)?;
         for (number, _) in &parts {
             let mut body = gw.uploads.part_body(&id, *number).await?;

@@ -44,6 +44,7 @@ pub(super) async fn put(
     };
     let opts = PutOptions {
         size_hint: input.content_length.and_then(|n| u64::try_from(n).ok()),
+        ..PutOptions::default()
     };
     let mut writer = gw
         .backend

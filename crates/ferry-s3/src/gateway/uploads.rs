@@ -110,7 +110,14 @@ impl Uploads {
         size_hint: Option<u64>,
     ) -> S3Result<Box<dyn ObjectWriter>> {
         self.spool
-            .put(BUCKET, &part_key(id, part), PutOptions { size_hint })
+            .put(
+                BUCKET,
+                &part_key(id, part),
+                PutOptions {
+                    size_hint,
+                    ..PutOptions::default()
+                },
+            )
             .await
             .map_err(to_s3)
     }

@@ -272,10 +272,16 @@ impl Backend for LocalBackend {
         &self,
         bucket: &str,
         key: &str,
-        _opts: PutOptions,
+        opts: PutOptions,
     ) -> Result<Box<dyn ObjectWriter>> {
         let (dir, path) = self.object_path(bucket, key)?;
-        let writer = LocalWriter::start(self.inner.clone(), dir, key.to_owned(), path)?;
+        let writer = LocalWriter::start(
+            self.inner.clone(),
+            dir,
+            key.to_owned(),
+            path,
+            !opts.etag_given,
+        )?;
         Ok(Box::new(writer))
     }
 

@@ -51,18 +51,15 @@ impl Drop for TempFile {
     }
 }
 
-struct Written {
-    temp: TempFile,
-    md5: [u8; 16],
-}
-
 pub(crate) struct LocalWriter {
     inner: Arc<Inner>,
     bucket_dir: PathBuf,
     key: String,
     path: PathBuf,
+    /// Hashed here, on the request's task, while the disk side writes the previous chunk.
+    md5: Option<Md5>,
     tx: Option<mpsc::Sender<Bytes>>,
-    task: JoinHandle<Result<Written>>,
+    task: JoinHandle<Result<TempFile>>,
 }
 
 impl LocalWriter {
@@ -71,38 +68,35 @@ impl LocalWriter {
         bucket_dir: PathBuf,
         key: String,
         path: PathBuf,
+        md5: bool,
     ) -> Result<Self> {
         let mut temp = TempFile::create(&inner.tmp_dir)?;
         let (tx, mut rx) = mpsc::channel::<Bytes>(CHANNEL_DEPTH);
         let task = tokio::task::spawn_blocking(move || {
-            let mut md5 = Md5::new();
             while let Some(chunk) = rx.blocking_recv() {
-                md5.update(&chunk);
                 temp.file
                     .write_all(&chunk)
                     .map_err(Error::io("write", &temp.path))?;
             }
-            Ok(Written {
-                temp,
-                md5: md5.finalize().into(),
-            })
+            Ok(temp)
         });
         Ok(Self {
             inner,
             bucket_dir,
             key,
             path,
+            md5: md5.then(Md5::new),
             tx: Some(tx),
             task,
         })
     }
 
-    async fn finish_writing(mut self) -> Result<(Self, Written)> {
+    async fn finish_writing(mut self) -> Result<(Self, TempFile)> {
         drop(self.tx.take());
-        let written = (&mut self.task)
+        let temp = (&mut self.task)
             .await
             .map_err(|e| Error::io("write", &self.path)(std::io::Error::other(e)))??;
-        Ok((self, written))
+        Ok((self, temp))
     }
 }
 
@@ -112,6 +106,9 @@ impl ObjectWriter for LocalWriter {
         let Some(tx) = &self.tx else {
             return Ok(());
         };
+        if let Some(md5) = &mut self.md5 {
+            md5.update(&chunk);
+        }
         if tx.send(chunk).await.is_err() {
             // The disk side stopped: its error says why.
             self.tx = None;
@@ -126,16 +123,22 @@ impl ObjectWriter for LocalWriter {
     }
 
     async fn commit(self: Box<Self>, opts: CommitOptions) -> Result<ObjectMeta> {
-        let (this, written) = (*self).finish_writing().await?;
+        let (mut this, temp) = (*self).finish_writing().await?;
+        let md5: Option<[u8; 16]> = this.md5.take().map(|m| m.finalize().into());
         if let Some(expected) = opts.expected_md5
-            && expected != written.md5
+            && Some(expected) != md5
         {
             return Err(Error::BadDigest { key: this.key });
         }
-        let etag = opts
-            .etag
-            .clone()
-            .unwrap_or_else(|| hex::encode(written.md5));
+        let etag = match (&opts.etag, md5) {
+            (Some(etag), _) => etag.clone(),
+            (None, Some(md5)) => hex::encode(md5),
+            (None, None) => {
+                return Err(Error::io("commit", &this.path)(std::io::Error::other(
+                    "a write started without hashing needs its ETag at commit",
+                )));
+            }
+        };
         let LocalWriter {
             inner,
             bucket_dir,
@@ -143,7 +146,7 @@ impl ObjectWriter for LocalWriter {
             path,
             ..
         } = this;
-        blocking(move || install(&inner, &bucket_dir, key, &path, written.temp, etag, opts)).await
+        blocking(move || install(&inner, &bucket_dir, key, &path, temp, etag, opts)).await
     }
 }
 
