@@ -1,0 +1,62 @@
+//! Builds the router and runs the server.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+
+use crate::error::Error;
+use crate::state::{AppState, Shared};
+
+pub fn router(shared: AppState) -> Router {
+    let graph = crate::graph::routes().layer(middleware::from_fn_with_state(
+        shared.clone(),
+        crate::graph::context::graph_layer,
+    ));
+    let pre_authenticated = crate::control::pre_authenticated_routes().layer(
+        middleware::from_fn_with_state(shared.clone(), crate::graph::context::context_layer),
+    );
+    Router::new()
+        .merge(crate::identity::routes())
+        .merge(graph)
+        .merge(pre_authenticated)
+        .merge(crate::control::routes())
+        .layer(middleware::from_fn_with_state(shared.clone(), latency))
+        .with_state(shared)
+}
+
+/// Injected latency applies to every endpoint.
+async fn latency(State(shared): State<AppState>, req: Request, next: Next) -> Response {
+    let delay = shared.faults.latency();
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    tracing::debug!(method = %req.method(), uri = %req.uri(), "request");
+    next.run(req).await
+}
+
+/// Serves the emulator on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    config: crate::config::EmulatorConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let addr = listener.local_addr()?;
+    let shared = Arc::new(Shared::new(config, format!("http://{addr}"))?);
+    serve_shared(listener, shared, shutdown).await
+}
+
+pub(crate) async fn serve_shared(
+    listener: tokio::net::TcpListener,
+    shared: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    tracing::info!(url = %shared.listen_url, root = %shared.config.root.display(), "graph emulator listening");
+    axum::serve(listener, router(shared))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,36 @@
+//! Saving and loading a drive's tree in the sidecar folder, so item ids, eTags and delta
+//! tokens survive restarts.
+
+use std::path::Path;
+
+use super::tree::Tree;
+use crate::error::Error;
+
+pub fn load(path: &Path) -> Result<Option<Tree>, Error> {
+    match std::fs::read(path) {
+        Ok(bytes) => match serde_json::from_slice::<Tree>(&bytes) {
+            Ok(mut tree) => {
+                tree.rebuild_index();
+                Ok(Some(tree))
+            }
+            Err(e) => {
+                // A corrupt state file is replaced; clients see new ids and must resync.
+                tracing::warn!(path = %path.display(), error = %e, "ignoring unreadable drive state");
+                Ok(None)
+            }
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(Error::State {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// Writes atomically (temp file + rename) so a crash never leaves a torn state file.
+pub fn save(path: &Path, tree: &Tree) -> std::io::Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    let bytes = serde_json::to_vec(tree).map_err(std::io::Error::other)?;
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
