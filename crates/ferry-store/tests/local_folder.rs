@@ -154,3 +154,35 @@ async fn readers_see_whole_versions_while_writers_race() {
         task.await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn a_cached_large_folder_still_shows_every_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("data/many");
+    std::fs::create_dir_all(&folder).unwrap();
+    for i in 0..300 {
+        std::fs::write(folder.join(format!("k{i:03}")), "x").unwrap();
+    }
+    // Old enough to be cached.
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(10);
+    std::fs::File::open(&folder)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    let backend = LocalBackend::open(dir.path()).unwrap();
+    let opts = ListOptions {
+        prefix: "many/".into(),
+        ..ListOptions::default()
+    };
+    assert_eq!(backend.list_all("data", &opts).await.unwrap().len(), 300);
+    assert_eq!(backend.list_all("data", &opts).await.unwrap().len(), 300);
+    backend
+        .put_bytes("data", "many/k999", "y", ObjectAttrs::default())
+        .await
+        .unwrap();
+    backend.delete("data", "many/k000").await.unwrap();
+    let listed = backend.list_all("data", &opts).await.unwrap();
+    assert_eq!(listed.len(), 300);
+    assert_eq!(listed.last().unwrap().name(), "many/k999");
+    assert_eq!(listed.first().unwrap().name(), "many/k001");
+}

@@ -85,6 +85,41 @@ fn md5_of(file: &mut File) -> io::Result<[u8; 16]> {
     Ok(hasher.finalize().into())
 }
 
+/// The metadata of the object whose data file is `path`, from one `lstat` and one extended
+/// attribute read by path, without opening the file; `None` if there is no such file. A
+/// missing or stale record falls back to [`object_meta`], which hashes the file.
+pub(crate) fn object_meta_at(
+    key: String,
+    path: &std::path::Path,
+) -> io::Result<Option<ObjectMeta>> {
+    let md = match std::fs::symlink_metadata(path) {
+        Ok(md) if md.is_file() => md,
+        Ok(_) => return Ok(None),
+        Err(e) if super::layout::is_missing(&e) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut buf = [0u8; 4096];
+    // A record larger than the buffer (much user metadata) takes the slow path below.
+    let record = rustix::fs::lgetxattr(path, XATTR_NAME, &mut buf)
+        .ok()
+        .and_then(|n| serde_json::from_slice::<Record>(&buf[..n]).ok())
+        .filter(|r| r.size == md.len() && r.mtime_ns == mtime_ns(&md));
+    if let Some(record) = record {
+        return Ok(Some(ObjectMeta {
+            key,
+            size: md.len(),
+            etag: record.etag,
+            last_modified: md.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+            attrs: record.attrs,
+        }));
+    }
+    match File::open(path) {
+        Ok(mut file) => object_meta(key, &mut file).map(Some),
+        Err(e) if super::layout::is_missing(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Probes whether the filesystem under `dir` keeps user extended attributes.
 pub(crate) fn probe_xattr(dir: &std::path::Path) -> io::Result<()> {
     let probe = dir.join(format!("xattr-probe-{}", uuid::Uuid::new_v4()));

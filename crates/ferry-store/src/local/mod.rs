@@ -53,6 +53,7 @@ pub(crate) struct Inner {
     tmp_dir: PathBuf,
     /// Serialises conditional writes to the same key within this process.
     key_locks: Vec<Mutex<()>>,
+    dir_cache: walk::DirCache,
 }
 
 impl Inner {
@@ -90,6 +91,7 @@ impl LocalBackend {
                 root,
                 tmp_dir,
                 key_locks: (0..KEY_LOCKS).map(|_| Mutex::new(())).collect(),
+                dir_cache: walk::DirCache::default(),
             }),
         })
     }
@@ -337,7 +339,8 @@ impl Backend for LocalBackend {
     async fn list(&self, bucket: &str, opts: &ListOptions) -> Result<ListPage> {
         let dir = self.bucket_dir(bucket)?;
         let opts = opts.clone();
-        blocking(move || walk::list_page(&dir, &opts)).await
+        let inner = self.inner.clone();
+        blocking(move || walk::list_page(&inner.dir_cache, &dir, &opts)).await
     }
 }
 
