@@ -24,6 +24,22 @@ use crate::error::{Error, Result};
 /// Chunks buffered between the request and the disk.
 const CHANNEL_DEPTH: usize = 8;
 
+/// Start writing a large upload to disk every this many bytes, so the fsync at the end finds
+/// little left to do.
+const WRITEBACK_STEP: u64 = 8 * 1024 * 1024;
+
+/// Asks the kernel to start writing `len` bytes from `offset` to disk now, without waiting.
+/// `POSIX_FADV_DONTNEED` starts writeback of dirty pages (and drops only clean ones); a
+/// failure here only means the final fsync does all the work.
+fn start_writeback(file: &File, offset: u64, len: u64) {
+    let _ = rustix::fs::fadvise(
+        file,
+        offset,
+        std::num::NonZeroU64::new(len),
+        rustix::fs::Advice::DontNeed,
+    );
+}
+
 /// A temporary file that is removed unless it was renamed into place.
 pub(crate) struct TempFile {
     pub path: PathBuf,
@@ -73,10 +89,16 @@ impl LocalWriter {
         let mut temp = TempFile::create(&inner.tmp_dir)?;
         let (tx, mut rx) = mpsc::channel::<Bytes>(CHANNEL_DEPTH);
         let task = tokio::task::spawn_blocking(move || {
+            let (mut written, mut flushed) = (0u64, 0u64);
             while let Some(chunk) = rx.blocking_recv() {
                 temp.file
                     .write_all(&chunk)
                     .map_err(Error::io("write", &temp.path))?;
+                written += chunk.len() as u64;
+                if written - flushed >= WRITEBACK_STEP {
+                    start_writeback(&temp.file, flushed, written - flushed);
+                    flushed = written;
+                }
             }
             Ok(temp)
         });
