@@ -66,14 +66,30 @@ impl GraphConfig {
         rest.split('/').next().unwrap_or(rest).to_ascii_lowercase()
     }
 
-    /// The scope for app-only tokens: the Graph resource's `.default`.
+    /// The scope for app-only tokens: the Graph resource's `.default`. The resource is the
+    /// Graph host of a national cloud when `graph_url` names one, else the public cloud's
+    /// (an emulator or a proxy stands in for it).
     pub fn app_scope(&self) -> String {
-        let resource = self
+        const CLOUD_HOSTS: [&str; 4] = [
+            "graph.microsoft.com",
+            "graph.microsoft.us",
+            "dod-graph.microsoft.us",
+            "microsoftgraph.chinacloudapi.cn",
+        ];
+        let host = self
             .graph_url
             .split_once("://")
-            .map(|(scheme, rest)| format!("{scheme}://{}", rest.split('/').next().unwrap_or(rest)))
-            .unwrap_or_else(|| self.graph_url.clone());
-        format!("{resource}/.default")
+            .map_or(self.graph_url.as_str(), |(_, rest)| rest)
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let resource = CLOUD_HOSTS
+            .iter()
+            .find(|h| **h == host)
+            .copied()
+            .unwrap_or(CLOUD_HOSTS[0]);
+        format!("https://{resource}/.default")
     }
 }
 

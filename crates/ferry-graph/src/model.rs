@@ -124,10 +124,12 @@ pub struct Page<T> {
     pub delta_link: Option<String>,
 }
 
-/// An upload session: fragments go to `upload_url`, which needs no token.
+/// An upload session: fragments go to `upload_url`, which needs no token. The answer to a
+/// fragment (202) has the same shape without `uploadUrl`.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct UploadSession {
+    #[serde(default)]
     pub upload_url: String,
     pub expiration_date_time: Option<String>,
     #[serde(default)]
@@ -186,9 +188,15 @@ mod fixture_tests {
     }
 
     #[test]
-    fn upload_session() {
+    fn upload_session_and_fragment_answer() {
         let session: UploadSession = serde_json::from_str(fixture!("upload_session.json")).unwrap();
         assert_eq!(session.next_expected_ranges, ["0-"]);
+        // The 202 after a fragment: no uploadUrl.
+        let status: UploadSession = serde_json::from_str(
+            r#"{"expirationDateTime": "2024-06-03T10:00:00.000Z", "nextExpectedRanges": ["26-"]}"#,
+        )
+        .unwrap();
+        assert_eq!(status.next_expected_ranges, ["26-"]);
     }
 
     #[test]

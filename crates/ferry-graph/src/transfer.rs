@@ -261,7 +261,8 @@ impl GraphClient {
     }
 
     /// Uploads a local file to `path`, in one request when small, else through a resumable
-    /// upload session. The result's quickXorHash is checked against the bytes sent.
+    /// upload session; missing parent folders are created. The result's quickXorHash is
+    /// checked against the bytes sent.
     pub async fn upload_file(
         &self,
         local: &Path,
@@ -269,6 +270,23 @@ impl GraphClient {
         conflict: Conflict,
     ) -> Result<DriveItem> {
         check_path(path.trim_matches('/'))?;
+        match self.upload_file_once(local, path, conflict).await {
+            Err(e) if e.graph_code() == Some("itemNotFound") => {
+                let parent = path.trim_matches('/').rsplit_once('/').map(|(p, _)| p);
+                let Some(parent) = parent else { return Err(e) };
+                self.create_folders(parent).await?;
+                self.upload_file_once(local, path, conflict).await
+            }
+            result => result,
+        }
+    }
+
+    async fn upload_file_once(
+        &self,
+        local: &Path,
+        path: &str,
+        conflict: Conflict,
+    ) -> Result<DriveItem> {
         let io = |op| {
             let p = local.display().to_string();
             move |source| Error::Io {
