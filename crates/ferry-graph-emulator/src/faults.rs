@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 pub struct Faults {
     /// Throttle the next N Graph requests (counts down).
     pub throttle_next: u32,
-    /// Probability in [0,1] that a Graph request is throttled.
+    /// Probability in \[0, 1\] that a Graph request is throttled.
     pub throttle_rate: f64,
     /// Status for injected throttling: 429 (default when 0) or 503.
     pub throttle_status: u16,
@@ -23,7 +23,7 @@ pub struct Faults {
     /// A request budget per window, like Graph's resource-unit limits: from 80% of it
     /// on, responses carry `RateLimit-*` headers; past it, requests get 429.
     pub rate_limit: Option<RateLimit>,
-    /// Probability in [0,1] that a Graph request fails with a random 500/502/503/504.
+    /// Probability in \[0, 1\] that a Graph request fails with a random 500/502/503/504.
     pub server_error_rate: f64,
     /// Fail the next N Graph requests with 503 (counts down).
     pub server_error_next: u32,
@@ -38,7 +38,7 @@ pub struct Faults {
     pub upload_session_expiry_secs: Option<u64>,
     /// Drop the connection halfway through the next N downloads (counts down).
     pub drop_downloads_next: u32,
-    /// Probability in [0,1] that a download is cut halfway.
+    /// Probability in \[0, 1\] that a download is cut halfway.
     pub drop_download_rate: f64,
 }
 

@@ -27,6 +27,10 @@ pub enum Command {
     Serve(Serve),
     /// Start the embedded default: the S3 gateway over a local folder with sample data.
     Quickstart(QuickstartArgs),
+    /// Work with a OneDrive through Microsoft Graph.
+    Onedrive(crate::onedrive::OnedriveArgs),
+    /// Run the local Microsoft identity + Graph (OneDrive) emulator.
+    Emulator(crate::emulator::EmulatorArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -88,5 +92,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             crate::serve::run(settings, |_| {}).await
         }
         Command::Quickstart(args) => crate::quickstart::run(args.s3, &file).await,
+        Command::Onedrive(args) => crate::onedrive::run(args, &file).await,
+        Command::Emulator(args) => crate::emulator::run(args).await,
     }
 }

@@ -17,6 +17,23 @@ use crate::cli::S3Args;
 pub struct File {
     #[serde(default)]
     pub s3: S3File,
+    #[serde(default)]
+    pub graph: GraphFile,
+}
+
+/// The `[graph]` table: Microsoft identity and Graph settings (`FERRY_GRAPH_*` win).
+/// Secrets are not read from here: use FERRY_GRAPH_CLIENT_SECRET(_FILE) or a key file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GraphFile {
+    pub authority: Option<String>,
+    pub graph_url: Option<String>,
+    pub tenant: Option<String>,
+    pub client_id: Option<String>,
+    pub drive: Option<String>,
+    pub certificate_file: Option<String>,
+    pub certificate_key_file: Option<String>,
+    pub token_cache: Option<String>,
 }
 
 /// The `[s3]` table: the same names as the `serve s3` flags, with `_` for `-`.

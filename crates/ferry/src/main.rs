@@ -2,7 +2,9 @@
 
 mod cli;
 mod config;
+mod emulator;
 mod logging;
+mod onedrive;
 mod quickstart;
 mod serve;
 
