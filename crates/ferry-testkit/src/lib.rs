@@ -2,6 +2,7 @@
 //! folders, print their logs when a test fails, and always clean up.
 
 mod gateway;
+pub mod graph;
 mod process;
 
 pub use gateway::{Gateway, GatewayBuilder, wait_for_endpoint};

@@ -6,15 +6,11 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::Output;
 use std::time::Duration;
 
-use ferry_graph_emulator::{App, Emulator, EmulatorConfig};
+use ferry_graph_emulator::Emulator;
+use ferry_testkit::graph::{APP, APP_SECRET as SECRET, PUBLIC_APP, TENANT, USER, start_emulator};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ferry");
-const TENANT: &str = "11111111-2222-3333-4444-555555555555";
-const APP: &str = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee";
-const PUBLIC_APP: &str = "99999999-bbbb-cccc-dddd-eeeeeeeeeeee";
-const SECRET: &str = "s3cret~value";
-const USER: &str = "00000000-0000-0000-0000-0000000000a1";
 
 struct Env {
     emu: Emulator,
@@ -23,16 +19,8 @@ struct Env {
 
 async fn start() -> Env {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = EmulatorConfig::new(dir.path().join("drives"));
-    let mut app = App::new(TENANT, APP);
-    app.client_secret = Some(SECRET.into());
-    config.apps.push(app);
-    config.apps.push(App::new(TENANT, PUBLIC_APP));
-    config.device_code_interval = Duration::ZERO;
-    Env {
-        emu: Emulator::start(config).await,
-        dir,
-    }
+    let emu = start_emulator(dir.path(), |_| {}).await;
+    Env { emu, dir }
 }
 
 impl Env {
