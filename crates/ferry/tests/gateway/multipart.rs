@@ -12,6 +12,33 @@ fn pattern(len: usize, seed: u8) -> Vec<u8> {
         .collect()
 }
 
+/// Starts a multipart upload of `data/{key}`; returns its id.
+async fn start_upload(s3: &aws_sdk_s3::Client, key: &str) -> String {
+    let upload = s3
+        .create_multipart_upload()
+        .bucket("data")
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+    upload.upload_id().unwrap().to_owned()
+}
+
+/// Uploads part `n`; returns its ETag.
+async fn put_part(s3: &aws_sdk_s3::Client, key: &str, id: &str, n: i32, data: Vec<u8>) -> String {
+    let out = s3
+        .upload_part()
+        .bucket("data")
+        .key(key)
+        .upload_id(id)
+        .part_number(n)
+        .body(ByteStream::from(data))
+        .send()
+        .await
+        .unwrap();
+    out.e_tag().unwrap().to_owned()
+}
+
 fn completed(parts: &[(i32, String)]) -> CompletedMultipartUpload {
     CompletedMultipartUpload::builder()
         .set_parts(Some(
@@ -111,29 +138,10 @@ async fn multipart_rejects_small_parts_bad_order_and_unknown_ids() {
     let gw = gateway();
     let s3 = client(&gw);
     s3.create_bucket().bucket("data").send().await.unwrap();
-    let id = s3
-        .create_multipart_upload()
-        .bucket("data")
-        .key("k")
-        .send()
-        .await
-        .unwrap()
-        .upload_id()
-        .unwrap()
-        .to_owned();
+    let id = start_upload(&s3, "k").await;
     let mut parts = Vec::new();
     for n in 1..=2 {
-        let out = s3
-            .upload_part()
-            .bucket("data")
-            .key("k")
-            .upload_id(&id)
-            .part_number(n)
-            .body(ByteStream::from(pattern(1024, n as u8)))
-            .send()
-            .await
-            .unwrap();
-        parts.push((n, out.e_tag().unwrap().to_owned()));
+        parts.push((n, put_part(&s3, "k", &id, n, pattern(1024, n as u8)).await));
     }
     let complete = |parts: Vec<(i32, String)>| {
         s3.complete_multipart_upload()
@@ -204,16 +212,7 @@ async fn upload_part_copy_takes_a_range_of_another_object() {
         .send()
         .await
         .unwrap();
-    let id = s3
-        .create_multipart_upload()
-        .bucket("data")
-        .key("dst")
-        .send()
-        .await
-        .unwrap()
-        .upload_id()
-        .unwrap()
-        .to_owned();
+    let id = start_upload(&s3, "dst").await;
     let mut parts = Vec::new();
     for (n, range) in [
         (1, format!("bytes=0-{}", 5 * MIB - 1)),
@@ -264,33 +263,15 @@ async fn complete_with_if_none_match_refuses_to_overwrite() {
         .send()
         .await
         .unwrap();
-    let id = s3
-        .create_multipart_upload()
-        .bucket("data")
-        .key("k")
-        .send()
-        .await
-        .unwrap()
-        .upload_id()
-        .unwrap()
-        .to_owned();
-    let part = s3
-        .upload_part()
-        .bucket("data")
-        .key("k")
-        .upload_id(&id)
-        .part_number(1)
-        .body(ByteStream::from_static(b"second"))
-        .send()
-        .await
-        .unwrap();
+    let id = start_upload(&s3, "k").await;
+    let etag = put_part(&s3, "k", &id, 1, b"second".to_vec()).await;
     let err = s3
         .complete_multipart_upload()
         .bucket("data")
         .key("k")
         .upload_id(&id)
         .if_none_match("*")
-        .multipart_upload(completed(&[(1, part.e_tag().unwrap().to_owned())]))
+        .multipart_upload(completed(&[(1, etag)]))
         .send()
         .await
         .unwrap_err();
