@@ -73,6 +73,10 @@ pub struct S3Args {
     /// Remove multipart uploads left unfinished this long [default: 24h].
     #[arg(long, env = "FERRY_S3_UPLOAD_MAX_AGE", value_parser = humantime::parse_duration)]
     pub upload_max_age: Option<std::time::Duration>,
+    /// Fsync every object and its folder before answering [default: true]. `false` trades
+    /// the last seconds of acknowledged writes in a crash for speed, like most file servers.
+    #[arg(long, env = "FERRY_S3_FSYNC", value_name = "BOOL")]
+    pub fsync: Option<bool>,
     /// How long requests in flight may finish after SIGTERM [default: 30s].
     #[arg(long, env = "FERRY_S3_SHUTDOWN_GRACE", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Option<std::time::Duration>,

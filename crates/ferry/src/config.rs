@@ -49,6 +49,7 @@ pub struct S3File {
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub uploads_dir: Option<PathBuf>,
+    pub fsync: Option<bool>,
     #[serde(default, with = "humantime_serde_opt")]
     pub upload_max_age: Option<Duration>,
     #[serde(default, with = "humantime_serde_opt")]
@@ -89,6 +90,7 @@ pub struct S3Settings {
     pub credentials_file: Option<PathBuf>,
     pub tls: Option<TlsFiles>,
     pub uploads_dir: PathBuf,
+    pub fsync: bool,
     pub upload_max_age: Duration,
     pub shutdown_grace: Duration,
 }
@@ -161,6 +163,7 @@ impl S3Settings {
             credentials_file,
             tls,
             uploads_dir,
+            fsync: args.fsync.or(f.fsync).unwrap_or(true),
             upload_max_age: args
                 .upload_max_age
                 .or(f.upload_max_age)

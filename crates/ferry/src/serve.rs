@@ -16,16 +16,21 @@ pub async fn run(
     on_ready: impl FnOnce(std::net::SocketAddr),
 ) -> anyhow::Result<()> {
     let backend = LocalBackend::open(&settings.root)
-        .with_context(|| format!("cannot serve {}", settings.root.display()))?;
+        .with_context(|| format!("cannot serve {}", settings.root.display()))?
+        .with_durability(settings.fsync);
     let backend: Arc<dyn Backend> = Arc::new(backend);
-    let uploads = Uploads::open(&settings.uploads_dir, settings.upload_max_age)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot use {} for multipart uploads",
-                settings.uploads_dir.display()
-            )
-        })?;
+    let uploads = Uploads::open(
+        &settings.uploads_dir,
+        settings.upload_max_age,
+        settings.fsync,
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "cannot use {} for multipart uploads",
+            settings.uploads_dir.display()
+        )
+    })?;
     let keys = Arc::new(KeyStore::new(settings.keys, settings.credentials_file)?);
     let gateway = Gateway::new(backend.clone(), uploads.clone(), settings.region.clone());
     let listener = TcpListener::bind(settings.addr)
@@ -41,6 +46,7 @@ pub async fn run(
         endpoint = %format!("{scheme}://{local}"),
         root = %settings.root.display(),
         access_keys = ?keys.access_key_ids(),
+        fsync = settings.fsync,
         "ferry S3 gateway listening"
     );
     on_ready(local);

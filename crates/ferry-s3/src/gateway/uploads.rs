@@ -60,8 +60,12 @@ fn check_id(id: &str) -> S3Result<()> {
 impl Uploads {
     /// Opens the spool in `dir`; uploads not completed within `max_age` are removed by
     /// [`Uploads::sweep`].
-    pub async fn open(dir: &std::path::Path, max_age: Duration) -> ferry_store::Result<Self> {
-        let spool = LocalBackend::open(dir)?;
+    pub async fn open(
+        dir: &std::path::Path,
+        max_age: Duration,
+        durable: bool,
+    ) -> ferry_store::Result<Self> {
+        let spool = LocalBackend::open(dir)?.with_durability(durable);
         match spool.create_bucket(BUCKET).await {
             Ok(()) | Err(ferry_store::Error::BucketExists { .. }) => {}
             Err(e) => return Err(e),

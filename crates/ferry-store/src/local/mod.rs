@@ -54,6 +54,8 @@ pub(crate) struct Inner {
     /// Serialises conditional writes to the same key within this process.
     key_locks: Vec<Mutex<()>>,
     dir_cache: walk::DirCache,
+    /// Fsync objects and their folders before a write or delete reports success.
+    durable: bool,
 }
 
 impl Inner {
@@ -92,8 +94,18 @@ impl LocalBackend {
                 tmp_dir,
                 key_locks: (0..KEY_LOCKS).map(|_| Mutex::new(())).collect(),
                 dir_cache: walk::DirCache::default(),
+                durable: true,
             }),
         })
+    }
+
+    /// Whether writes and deletes are fsynced before they succeed (the default). Without it
+    /// a crash can lose the last seconds of acknowledged writes, as with most file servers.
+    pub fn with_durability(mut self, durable: bool) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.durable = durable;
+        }
+        self
     }
 
     /// The folder this backend serves.
@@ -289,6 +301,7 @@ impl Backend for LocalBackend {
 
     async fn delete(&self, bucket: &str, key: &str) -> Result<()> {
         let (dir, path) = self.object_path(bucket, key)?;
+        let inner = self.inner.clone();
         blocking(move || {
             let Some((_, data)) = open_object(&path).map_err(Error::io("open", &path))? else {
                 return Ok(());
@@ -299,7 +312,9 @@ impl Backend for LocalBackend {
                 Err(e) => return Err(Error::io("remove", &data)(e)),
             }
             if let Some(parent) = data.parent() {
-                layout::sync_dir(parent).map_err(Error::io("fsync", parent))?;
+                if inner.durable {
+                    layout::sync_dir(parent).map_err(Error::io("fsync", parent))?;
+                }
                 prune_empty(&dir, parent);
             }
             Ok(())

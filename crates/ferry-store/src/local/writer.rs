@@ -88,6 +88,7 @@ impl LocalWriter {
     ) -> Result<Self> {
         let mut temp = TempFile::create(&inner.tmp_dir)?;
         let (tx, mut rx) = mpsc::channel::<Bytes>(CHANNEL_DEPTH);
+        let durable = inner.durable;
         let task = tokio::task::spawn_blocking(move || {
             let (mut written, mut flushed) = (0u64, 0u64);
             while let Some(chunk) = rx.blocking_recv() {
@@ -95,7 +96,7 @@ impl LocalWriter {
                     .write_all(&chunk)
                     .map_err(Error::io("write", &temp.path))?;
                 written += chunk.len() as u64;
-                if written - flushed >= WRITEBACK_STEP {
+                if durable && written - flushed >= WRITEBACK_STEP {
                     start_writeback(&temp.file, flushed, written - flushed);
                     flushed = written;
                 }
@@ -183,9 +184,11 @@ pub(crate) fn install(
     etag: String,
     opts: CommitOptions,
 ) -> Result<ObjectMeta> {
-    temp.file
-        .sync_data()
-        .map_err(Error::io("fsync", &temp.path))?;
+    if inner.durable {
+        temp.file
+            .sync_data()
+            .map_err(Error::io("fsync", &temp.path))?;
+    }
     let md = temp
         .file
         .metadata()
@@ -223,7 +226,7 @@ pub(crate) fn install(
         }
     }
     temp.kept = true;
-    if let Some(dir) = target.parent() {
+    if let Some(dir) = target.parent().filter(|_| inner.durable) {
         sync_dir(dir).map_err(Error::io("fsync", dir))?;
     }
     object_meta(key, &mut temp.file).map_err(Error::io("stat", &target))

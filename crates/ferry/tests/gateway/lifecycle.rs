@@ -302,3 +302,32 @@ async fn a_full_disk_answers_507_and_leaves_nothing_behind() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn fsync_can_be_turned_off_and_the_log_says_so() {
+    let gw = builder().arg("--fsync").arg("false").start();
+    assert!(
+        gw.service.log().contains("\"fsync\":false"),
+        "{}",
+        gw.service.log()
+    );
+    let s3 = client(&gw);
+    s3.create_bucket().bucket("scratch").send().await.unwrap();
+    s3.put_object()
+        .bucket("scratch")
+        .key("k")
+        .body(ByteStream::from_static(b"fast"))
+        .send()
+        .await
+        .unwrap();
+    let got = s3
+        .get_object()
+        .bucket("scratch")
+        .key("k")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(crate::common::body(got).await, b"fast");
+    let defaults = gateway();
+    assert!(defaults.service.log().contains("\"fsync\":true"));
+}
