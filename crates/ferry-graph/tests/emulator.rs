@@ -350,3 +350,35 @@ async fn delta_replayed_from_a_cursor_tracks_the_drive() {
     let paths: Vec<String> = fresh.paths().into_iter().map(|(p, _)| p).collect();
     assert_eq!(paths, ["e", "e/a.csv"]);
 }
+
+#[tokio::test]
+async fn a_certificate_signs_the_client_assertion() {
+    const CERT: &str = include_str!("../../ferry-graph-emulator/tests/fixtures/app-cert.pem");
+    const KEY: &str = include_str!("../../ferry-graph-emulator/tests/fixtures/app-key.pem");
+    const OTHER_KEY: &str = include_str!("../../ferry-graph-emulator/tests/fixtures/other-key.pem");
+    let env = start(|c| {
+        for app in &mut c.apps {
+            if app.client_id == APP {
+                app.certificate_pem = Some(CERT.into());
+            }
+        }
+    })
+    .await;
+    let mut config = env.config();
+    config.credential = Credential::Certificate {
+        cert_pem: CERT.into(),
+        key_pem: Secret::new(KEY),
+    };
+    GraphClient::new(&config).unwrap().drive().await.unwrap();
+    // A key that does not belong to the certificate is refused.
+    config.credential = Credential::Certificate {
+        cert_pem: CERT.into(),
+        key_pem: Secret::new(OTHER_KEY),
+    };
+    let err = GraphClient::new(&config)
+        .unwrap()
+        .drive()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Identity { .. }), "{err:?}");
+}
