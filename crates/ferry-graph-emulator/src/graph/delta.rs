@@ -110,7 +110,8 @@ fn changes(tree: &Tree, from: u64) -> Vec<Entry> {
     let mut out: Vec<Entry> = tree
         .tombstones
         .iter()
-        .filter(|t| t.seq > from && !tree.nodes.contains_key(&t.id))
+        .filter(|t| t.seq > from && t.last_change.is_none_or(|c| c > from))
+        .filter(|t| !tree.nodes.contains_key(&t.id))
         .map(|t| Entry::Deleted(t.clone()))
         .collect();
     for id in tree.subtree(&tree.root) {

@@ -44,6 +44,11 @@ pub struct Tombstone {
     pub parent: Option<String>,
     pub folder: bool,
     pub seq: u64,
+    /// For an item deleted with its folder: its last change before that. Delta reports it
+    /// to clients whose cursor predates that change (they may know it elsewhere, or not at
+    /// all); the others learn of it through the folder's deletion.
+    #[serde(default)]
+    pub last_change: Option<u64>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -248,15 +253,15 @@ impl Tree {
         for (i, rid) in ids.iter().enumerate() {
             self.children.remove(rid);
             if let Some(n) = self.nodes.remove(rid) {
-                if i == 0 || tombstone_descendants {
-                    let seq = self.next_seq();
-                    self.tombstones.push(Tombstone {
-                        id: n.id.clone(),
-                        parent: n.parent.clone(),
-                        folder: n.folder,
-                        seq,
-                    });
-                }
+                let explicit = i == 0 || tombstone_descendants;
+                let seq = self.next_seq();
+                self.tombstones.push(Tombstone {
+                    id: n.id.clone(),
+                    parent: n.parent.clone(),
+                    folder: n.folder,
+                    seq,
+                    last_change: (!explicit).then_some(n.seq),
+                });
                 removed.push(n);
             }
         }
