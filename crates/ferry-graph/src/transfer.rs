@@ -260,6 +260,60 @@ impl GraphClient {
         json(&url, response).await
     }
 
+    /// Copies an item into the folder `parent_id` (under `name`, or its own name), waiting on
+    /// Graph's 202 monitor until the copy exists; returns the new item.
+    pub async fn copy_item(
+        &self,
+        id: &str,
+        parent_id: &str,
+        name: Option<&str>,
+    ) -> Result<DriveItem> {
+        if let Some(name) = name {
+            crate::names::check_name(name)?;
+        }
+        let url = self.drive_url(&format!("/items/{id}/copy"));
+        let mut body = json!({"parentReference": {"id": parent_id}});
+        if let Some(name) = name {
+            body["name"] = json!(name);
+        }
+        let response = self
+            .inner
+            .transport
+            .send("copy", Auth::Bearer, |http| http.post(&url).json(&body))
+            .await?;
+        let monitor = response
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .ok_or_else(|| Error::protocol("a copy was accepted without a monitor URL"))?;
+        let mut pause = std::time::Duration::from_millis(50);
+        loop {
+            // The monitor URL is pre-authenticated.
+            let status: serde_json::Value = self
+                .get_json_pre_authenticated("copy status", &monitor)
+                .await?;
+            match status["status"].as_str() {
+                Some("completed") => {
+                    let new_id = status["resourceId"]
+                        .as_str()
+                        .ok_or_else(|| Error::protocol("a completed copy named no resourceId"))?;
+                    return self.item(new_id).await;
+                }
+                Some("failed") => {
+                    return Err(Error::protocol(format!(
+                        "the copy failed: {}",
+                        status["error"]
+                    )));
+                }
+                _ => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
     /// Uploads a local file to `path`, in one request when small, else through a resumable
     /// upload session; missing parent folders are created. The result's quickXorHash is
     /// checked against the bytes sent.
@@ -338,8 +392,39 @@ impl GraphClient {
         conflict: Conflict,
     ) -> Result<(DriveItem, String)> {
         let url = self.path_url(path, "/createUploadSession");
-        let body = json!({"item": {"@microsoft.graph.conflictBehavior": conflict.as_str()}});
-        let session: UploadSession = self.post_json("create upload session", &url, &body).await?;
+        let mut item = json!({"@microsoft.graph.conflictBehavior": conflict.as_str()});
+        // The local modification time travels with the upload, so OneDrive shows when the
+        // file changed rather than when it was uploaded.
+        let modified = file.metadata().await.ok().and_then(|m| m.modified().ok());
+        if let Some(modified) = modified.and_then(rfc3339) {
+            item["fileSystemInfo"] = json!({"lastModifiedDateTime": modified});
+        }
+        let session: UploadSession = self
+            .post_json("create upload session", &url, &json!({"item": item}))
+            .await?;
+        let result = self.send_fragments(file, size, path, &session).await;
+        if result.is_err() {
+            // Give the session back rather than leave it to expire.
+            let upload_url = session.upload_url.clone();
+            let _ = self
+                .inner
+                .transport
+                .send("cancel upload session", Auth::PreAuthenticated, |http| {
+                    http.delete(&upload_url)
+                })
+                .await;
+        }
+        result
+    }
+
+    /// Sends a file's fragments to a session, resuming where the session says it stands.
+    async fn send_fragments(
+        &self,
+        file: &mut tokio::fs::File,
+        size: u64,
+        path: &str,
+        session: &UploadSession,
+    ) -> Result<(DriveItem, String)> {
         let io = |op| {
             move |source| Error::Io {
                 op,
@@ -415,6 +500,15 @@ impl GraphClient {
             .await?;
         json(url, response).await
     }
+}
+
+/// A time as RFC 3339 (`2024-06-01T09:15:31Z`), as Graph writes them.
+fn rfc3339(t: std::time::SystemTime) -> Option<String> {
+    time::OffsetDateTime::from(t)
+        .replace_nanosecond(0)
+        .ok()?
+        .format(&time::format_description::well_known::Rfc3339)
+        .ok()
 }
 
 /// The offset a session expects next: the start of its first expected range.

@@ -382,3 +382,36 @@ async fn a_certificate_signs_the_client_assertion() {
         .unwrap_err();
     assert!(matches!(err, Error::Identity { .. }), "{err:?}");
 }
+
+#[tokio::test]
+async fn copies_wait_on_the_monitor() {
+    let env = start(|_| {}).await;
+    let graph = env.app_client();
+    let src = env.local("c.csv");
+    std::fs::write(&src, b"copy me").unwrap();
+    let item = graph
+        .upload_file(&src, "a/c.csv", Conflict::Replace)
+        .await
+        .unwrap();
+    let dest = graph.create_folders("b").await.unwrap();
+    let copy = graph
+        .copy_item(&item.id, &dest.id, Some("c2.csv"))
+        .await
+        .unwrap();
+    assert_eq!(copy.name, "c2.csv");
+    assert_ne!(copy.id, item.id);
+    assert_eq!(copy.quick_xor_hash(), item.quick_xor_hash());
+}
+
+#[tokio::test]
+async fn an_access_token_refused_early_is_refreshed_once_and_the_call_retried() {
+    let env = start(|_| {}).await;
+    let graph = env.app_client();
+    graph.drive().await.unwrap();
+    assert_eq!(graph.auth().token_requests(), 1);
+    // The service starts refusing tokens older than a second (revoked, clock skew, ...).
+    env.emu.faults().update(|f| f.token_expiry_secs = Some(1));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    graph.drive().await.unwrap();
+    assert_eq!(graph.auth().token_requests(), 2);
+}
