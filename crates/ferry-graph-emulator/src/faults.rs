@@ -40,6 +40,10 @@ pub struct Faults {
     pub drop_downloads_next: u32,
     /// Probability in \[0, 1\] that a download is cut halfway.
     pub drop_download_rate: f64,
+    /// The next N upload fragments are stored but answered with a 500, as when the answer
+    /// is lost on the way back: the client's retry overlaps and must resume from the
+    /// session's `nextExpectedRanges` (counts down).
+    pub lose_fragment_acks_next: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -136,6 +140,15 @@ impl FaultsHandle {
 
     pub fn take_delta_resync(&self) -> Option<String> {
         self.lock().faults.delta_resync.take()
+    }
+
+    pub fn take_lost_fragment_ack(&self) -> bool {
+        let mut s = self.lock();
+        if s.faults.lose_fragment_acks_next > 0 {
+            s.faults.lose_fragment_acks_next -= 1;
+            return true;
+        }
+        false
     }
 
     pub fn take_drop_download(&self) -> bool {

@@ -244,6 +244,29 @@ async fn large_uploads_go_through_a_session_and_downloads_resume() {
 }
 
 #[tokio::test]
+async fn an_upload_whose_fragment_answer_is_lost_resumes_from_the_session() {
+    let env = start(|_| {}).await;
+    let graph = env.app_client();
+    // Three fragments; the answer to the second is lost after the emulator stored it.
+    let data = pattern(25 * 1024 * 1024, 9);
+    let src = env.local("big.bin");
+    std::fs::write(&src, &data).unwrap();
+    env.emu.faults().update(|f| f.lose_fragment_acks_next = 2);
+    let item = graph
+        .upload_file(&src, "big.bin", Conflict::Replace)
+        .await
+        .unwrap();
+    assert_eq!(item.size, Some(data.len() as u64));
+    assert_eq!(
+        item.quick_xor_hash().unwrap(),
+        ferry_graph::quick_xor_hash(&data)
+    );
+    let dest = env.local("big.back");
+    graph.download_file(&item, &dest).await.unwrap();
+    assert_eq!(std::fs::read(&dest).unwrap(), data);
+}
+
+#[tokio::test]
 async fn bytes_that_do_not_match_the_hash_are_discarded() {
     let env = start(|_| {}).await;
     let graph = env.app_client();

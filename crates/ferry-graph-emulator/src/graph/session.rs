@@ -268,6 +268,11 @@ pub async fn put(
     progress.hasher = hasher;
     progress.received = b + 1;
     progress.total = Some(total);
+    if !last && shared.faults.take_lost_fragment_ack() {
+        return Err(GraphError::internal(
+            "the fragment was stored; this answer is lost",
+        ));
+    }
     if !last {
         return Ok((
             StatusCode::ACCEPTED,
