@@ -438,3 +438,28 @@ async fn an_access_token_refused_early_is_refreshed_once_and_the_call_retried() 
     graph.drive().await.unwrap();
     assert_eq!(graph.auth().token_requests(), 2);
 }
+
+#[tokio::test]
+async fn browser_sign_in_with_pkce_on_a_loopback_redirect() {
+    let env = start(|_| {}).await;
+    let mut config = env.config();
+    config.client_id = PUBLIC_APP.into();
+    config.credential = Credential::None;
+    config.drive = DriveSelector::Me;
+    config.token_cache = Some(env.local("tokens.json"));
+    let graph = GraphClient::new(&config).unwrap();
+    // The "browser": follows the authorize redirect back to the loopback listener.
+    let account = graph
+        .auth()
+        .browser_login(|url| {
+            let url = url.to_owned();
+            tokio::spawn(async move {
+                let page = reqwest::get(&url).await.unwrap();
+                assert!(page.status().is_success(), "{}", page.status());
+            });
+        })
+        .await
+        .unwrap();
+    assert!(account.username.contains('@'));
+    graph.drive().await.unwrap();
+}

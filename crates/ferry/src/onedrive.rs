@@ -23,8 +23,13 @@ pub struct OnedriveArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum OnedriveCommand {
-    /// Sign in with a device code; the refresh token is kept in the token cache (0600).
-    Login,
+    /// Sign in with a device code (or `--browser`); the refresh token is kept in the token
+    /// cache (0600).
+    Login {
+        /// Sign in through a browser on this machine (authorization code with PKCE).
+        #[arg(long)]
+        browser: bool,
+    },
     /// Forget this application's tokens.
     Logout,
     /// Who is signed in, and which drive ferry uses.
@@ -135,11 +140,26 @@ pub async fn run(args: OnedriveArgs, file: &File) -> anyhow::Result<()> {
     let graph = GraphClient::new(&graph_config(file)?)?;
     let js = args.json;
     match args.command {
-        OnedriveCommand::Login => {
-            let code = graph.auth().start_device_login().await?;
-            eprintln!("{}", code.message);
-            eprintln!("code: {}", code.user_code);
-            let account = graph.auth().complete_device_login(&code).await?;
+        OnedriveCommand::Login { browser } => {
+            let account = if browser {
+                graph
+                    .auth()
+                    .browser_login(|url| {
+                        eprintln!("Sign in at:\n{url}");
+                        // Best effort: a desktop opens it; elsewhere the URL above is enough.
+                        let _ = std::process::Command::new("xdg-open")
+                            .arg(url)
+                            .stdout(std::process::Stdio::null())
+                            .stderr(std::process::Stdio::null())
+                            .spawn();
+                    })
+                    .await?
+            } else {
+                let code = graph.auth().start_device_login().await?;
+                eprintln!("{}", code.message);
+                eprintln!("code: {}", code.user_code);
+                graph.auth().complete_device_login(&code).await?
+            };
             print(
                 js,
                 json!({"username": account.username, "homeAccountId": account.home_account_id}),

@@ -5,6 +5,7 @@
 //! concurrent callers share one refresh: the lock is held while the token endpoint answers.
 
 mod assertion;
+mod browser;
 mod cache;
 mod device;
 mod flows;
@@ -204,6 +205,33 @@ impl Authenticator {
             expires_in: response.expires_in,
             now: now_secs(),
         })
+    }
+
+    /// Signs a person in through a browser (authorization code with PKCE): `open` gets the
+    /// URL to visit; the answer comes back to a loopback address. Saves the tokens.
+    pub async fn browser_login(&self, open: impl FnOnce(&str)) -> Result<Account> {
+        let cache = self.cache.as_ref().ok_or_else(|| {
+            Error::protocol("a browser sign-in needs a token cache to keep the refresh token")
+        })?;
+        let authorize = self.token_url.trim_end_matches("token").to_owned() + "authorize";
+        let pending = browser::prepare(&authorize, &self.client_id, &self.scopes).await?;
+        open(&pending.url);
+        let code = browser::wait_for_code(&pending).await?;
+        let grant = [
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", pending.redirect_uri.as_str()),
+            ("code_verifier", pending.verifier.as_str()),
+            ("scope", self.scopes.as_str()),
+        ];
+        match self.token_request(&grant).await? {
+            Outcome::Ok(response) => {
+                let account = self.remember(cache, &response)?;
+                *self.current.lock().await = None;
+                Ok(account)
+            }
+            Outcome::Refused(refused) => Err(refused.into()),
+        }
     }
 
     /// Starts a device-code sign-in; show the result's `message`, then call
