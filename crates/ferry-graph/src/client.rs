@@ -20,10 +20,22 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
+/// Told how many more bytes a transfer has moved.
+pub type ProgressFn = Arc<dyn Fn(u64) + Send + Sync>;
+
 /// A client for one drive. Cheap to clone; clones share tokens and throttling state.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct GraphClient {
     pub(crate) inner: Arc<Inner>,
+    progress: Option<ProgressFn>,
+}
+
+impl std::fmt::Debug for GraphClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GraphClient")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug)]
@@ -64,7 +76,22 @@ impl GraphClient {
                 graph_url: config.graph_url.trim_end_matches('/').to_owned(),
                 drive_path: config.drive.path(),
             }),
+            progress: None,
         })
+    }
+
+    /// A client whose uploads and downloads report the bytes they move to `progress`.
+    pub fn with_progress(&self, progress: ProgressFn) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            progress: Some(progress),
+        }
+    }
+
+    pub(crate) fn report(&self, bytes: u64) {
+        if let Some(progress) = &self.progress {
+            progress(bytes);
+        }
     }
 
     pub fn auth(&self) -> &Authenticator {

@@ -19,7 +19,7 @@ mod secret;
 mod transfer;
 
 pub use auth::{Account, Authenticator, DeviceCode, TokenCache};
-pub use client::GraphClient;
+pub use client::{GraphClient, ProgressFn};
 pub use config::{
     Credential, DEFAULT_AUTHORITY, DEFAULT_GRAPH_URL, DriveSelector, GraphConfig, RetryPolicy,
 };

@@ -140,6 +140,7 @@ impl GraphClient {
                             failure = Some(io("write")(e));
                             break;
                         }
+                        self.report(bytes.len() as u64);
                     }
                     Err(e) => {
                         failure = Some(e);
@@ -369,10 +370,9 @@ impl GraphClient {
                     http.put(&url).body(data.clone())
                 })
                 .await?;
-            (
-                json::<DriveItem>(&url, response).await?,
-                hasher.finish_base64(),
-            )
+            let item = json::<DriveItem>(&url, response).await?;
+            self.report(size);
+            (item, hasher.finish_base64())
         } else {
             self.upload_session(&mut file, size, path, conflict).await?
         };
@@ -435,6 +435,7 @@ impl GraphClient {
         let mut hasher = QuickXorHash::new();
         let mut hashed = 0u64;
         let mut offset = 0u64;
+        let mut acknowledged = 0u64;
         let mut buf = vec![0u8; FRAGMENT_SIZE as usize];
         loop {
             let len = (size - offset).min(FRAGMENT_SIZE) as usize;
@@ -463,9 +464,14 @@ impl GraphClient {
                 Ok(response) if response.status().as_u16() == 202 => {
                     let status: UploadSession = json(&session.upload_url, response).await?;
                     offset = next_offset(&status, offset + len as u64);
+                    if offset > acknowledged {
+                        self.report(offset - acknowledged);
+                        acknowledged = offset;
+                    }
                 }
                 Ok(response) => {
                     let item: DriveItem = json(&session.upload_url, response).await?;
+                    self.report(size.saturating_sub(acknowledged));
                     return Ok((item, hasher.finish_base64()));
                 }
                 Err(e)

@@ -252,10 +252,20 @@ async fn an_upload_whose_fragment_answer_is_lost_resumes_from_the_session() {
     let src = env.local("big.bin");
     std::fs::write(&src, &data).unwrap();
     env.emu.faults().update(|f| f.lose_fragment_acks_next = 2);
+    let moved = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = moved.clone();
+    let graph = graph.with_progress(Arc::new(move |n| {
+        counter.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }));
     let item = graph
         .upload_file(&src, "big.bin", Conflict::Replace)
         .await
         .unwrap();
+    // Progress counts each byte once, resent fragments included.
+    assert_eq!(
+        moved.load(std::sync::atomic::Ordering::Relaxed),
+        data.len() as u64
+    );
     assert_eq!(item.size, Some(data.len() as u64));
     assert_eq!(
         item.quick_xor_hash().unwrap(),
@@ -264,6 +274,10 @@ async fn an_upload_whose_fragment_answer_is_lost_resumes_from_the_session() {
     let dest = env.local("big.back");
     graph.download_file(&item, &dest).await.unwrap();
     assert_eq!(std::fs::read(&dest).unwrap(), data);
+    assert_eq!(
+        moved.load(std::sync::atomic::Ordering::Relaxed),
+        2 * data.len() as u64
+    );
 }
 
 #[tokio::test]

@@ -1,6 +1,8 @@
 //! `ferry onedrive`: sign in and work with a OneDrive (or the emulator) from the shell.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
@@ -8,6 +10,7 @@ use ferry_graph::model::DriveItem;
 use ferry_graph::{
     Conflict, Credential, DeltaTree, DriveSelector, GraphClient, GraphConfig, Secret,
 };
+use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use crate::config::{File, secret_from_env, state_dir};
@@ -110,6 +113,23 @@ pub fn graph_config(file: &File) -> anyhow::Result<GraphConfig> {
         },
     );
     Ok(config)
+}
+
+/// A client that draws a progress bar of `total` bytes on a terminal (and nothing otherwise);
+/// the bar is finished when dropped.
+fn with_bar(graph: &GraphClient, total: u64, json: bool) -> (GraphClient, Option<ProgressBar>) {
+    if json || !std::io::stderr().is_terminal() {
+        return (graph.clone(), None);
+    }
+    let bar = ProgressBar::new(total);
+    if let Ok(style) = ProgressStyle::with_template(
+        "{bytes:>10}/{total_bytes:10} {wide_bar} {binary_bytes_per_sec:>12} {eta:>4}",
+    ) {
+        bar.set_style(style);
+    }
+    let tick = bar.clone();
+    let graph = graph.with_progress(Arc::new(move |n| tick.inc(n)));
+    (graph, Some(bar))
 }
 
 fn item_json(item: &DriveItem) -> serde_json::Value {
@@ -222,7 +242,9 @@ pub async fn run(args: OnedriveArgs, file: &File) -> anyhow::Result<()> {
                 bail!("{remote} is a folder; `ferry onedrive get` downloads files");
             }
             let dest = local.unwrap_or_else(|| PathBuf::from(&item.name));
+            let (graph, bar) = with_bar(&graph, item.size.unwrap_or(0), js);
             let bytes = graph.download_file(&item, &dest).await?;
+            bar.inspect(ProgressBar::finish_and_clear);
             print(js, json!({"path": dest, "bytes": bytes}), || {
                 format!(
                     "{remote} -> {} ({bytes} bytes, hash verified)",
