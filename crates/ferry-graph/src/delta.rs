@@ -79,6 +79,42 @@ pub enum Change {
     },
 }
 
+/// The changes that concern the folder `scope` (`a/b`), with paths relative to it: how a
+/// client follows a subfolder on any drive type, from a delta of the whole drive. A move
+/// into the folder is a new item there; a move out of it, a deletion; the folder's own
+/// deletion is `Deleted { path: "" }`.
+pub fn scoped(changes: Vec<Change>, scope: &str) -> Vec<Change> {
+    let scope = scope.trim_matches('/');
+    let inside = |path: &str| -> Option<String> {
+        if scope.is_empty() {
+            return Some(path.to_owned());
+        }
+        // The folder itself is "": its deletion means everything under it is gone.
+        match path.strip_prefix(scope)? {
+            "" => Some(String::new()),
+            rest => rest.strip_prefix('/').map(str::to_owned),
+        }
+    };
+    changes
+        .into_iter()
+        .filter_map(|change| match change {
+            Change::Upserted { path, item } => {
+                inside(&path).map(|path| Change::Upserted { path, item })
+            }
+            Change::Deleted { path } => inside(&path).map(|path| Change::Deleted { path }),
+            Change::Moved { from, to } => match (inside(&from), inside(&to)) {
+                (Some(from), Some(to)) => Some(Change::Moved { from, to }),
+                (Some(path), None) => Some(Change::Deleted { path }),
+                (None, Some(path)) => Some(Change::Upserted {
+                    path,
+                    item: Box::default(),
+                }),
+                (None, None) => None,
+            },
+        })
+        .collect()
+}
+
 #[derive(Debug, Clone)]
 struct Node {
     name: String,
@@ -225,6 +261,51 @@ mod tests {
             root: Some(serde_json::json!({})),
             ..DriveItem::default()
         }
+    }
+
+    #[test]
+    fn scoping_keeps_the_subfolder_and_turns_moves_across_its_edge_into_upserts_and_deletes() {
+        let up = |p: &str| Change::Upserted {
+            path: p.into(),
+            item: Box::default(),
+        };
+        let changes = vec![
+            up("datasets/a.csv"),
+            up("reports/x.pdf"),
+            Change::Moved {
+                from: "datasets/a.csv".into(),
+                to: "datasets/b.csv".into(),
+            },
+            Change::Moved {
+                from: "datasets/b.csv".into(),
+                to: "archive/b.csv".into(),
+            },
+            Change::Moved {
+                from: "inbox/c.csv".into(),
+                to: "datasets/c.csv".into(),
+            },
+            Change::Deleted {
+                path: "datasets".into(),
+            },
+            Change::Deleted {
+                path: "datasets-old/z".into(),
+            },
+        ];
+        assert_eq!(
+            scoped(changes, "/datasets/"),
+            [
+                up("a.csv"),
+                Change::Moved {
+                    from: "a.csv".into(),
+                    to: "b.csv".into()
+                },
+                Change::Deleted {
+                    path: "b.csv".into()
+                },
+                up("c.csv"),
+                Change::Deleted { path: "".into() },
+            ]
+        );
     }
 
     #[test]

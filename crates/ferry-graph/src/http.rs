@@ -57,12 +57,19 @@ fn is_throttle(status: StatusCode) -> bool {
 
 /// `Retry-After` in seconds or as an HTTP date.
 pub(crate) fn retry_after(response: &Response) -> Option<Duration> {
-    let value = response.headers().get("retry-after")?.to_str().ok()?.trim();
+    parse_retry_after(
+        response.headers().get("retry-after")?.to_str().ok()?,
+        SystemTime::now(),
+    )
+}
+
+fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
     let when = httpdate::parse_http_date(value).ok()?;
-    Some(when.duration_since(SystemTime::now()).unwrap_or_default())
+    Some(when.duration_since(now).unwrap_or_default())
 }
 
 /// A little randomness for backoff, so that many clients do not retry in lockstep.
@@ -201,5 +208,29 @@ pub(crate) async fn into_error(response: Response) -> Error {
     match response.bytes().await {
         Ok(body) => graph_error(status, request_id, location, &body),
         Err(source) => Error::Http { url, source },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_in_seconds_or_as_a_date() {
+        let now = httpdate::parse_http_date("Wed, 21 Oct 2015 07:28:00 GMT").unwrap();
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:30 GMT", now),
+            Some(Duration::from_secs(30))
+        );
+        // A date in the past means "now".
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:27:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
     }
 }

@@ -23,7 +23,7 @@ pub use client::{GraphClient, ProgressFn};
 pub use config::{
     Credential, DEFAULT_AUTHORITY, DEFAULT_GRAPH_URL, DriveSelector, GraphConfig, RetryPolicy,
 };
-pub use delta::{Change, Delta, DeltaTree};
+pub use delta::{Change, Delta, DeltaTree, scoped};
 pub use error::{Error, Result};
 pub use names::{NameError, check_name, check_path};
 pub use quickxor::{QuickXorHash, quick_xor_hash};
