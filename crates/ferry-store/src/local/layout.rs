@@ -213,13 +213,25 @@ mod tests {
                     prop_assert_eq!(decode_key(bucket, &path), Some(key.clone()));
                 }
                 Err(_) => {
-                    let bad = key.split('/').any(|s| s == "." || s == ".." || s.starts_with(".ferry"))
-                        || percent_encoding::percent_decode_str(&key).decode_utf8_lossy()
-                            .split('/').any(|s| s == "." || s == "..");
+                    // The rules, restated: dot segments as written or percent-decoded (at `/`
+                    // or `\\`), NUL after decoding, and ferry's reserved segment names.
+                    let decoded = percent_encoding::percent_decode_str(&key).decode_utf8_lossy();
+                    let dots = |k: &str| k.split(['/', '\\']).any(|s| s == "." || s == "..");
+                    let bad = dots(&key)
+                        || dots(&decoded)
+                        || decoded.contains('\0')
+                        || key.split('/').any(|s| s.starts_with(".ferry"));
                     prop_assert!(bad, "rejected a good key {key:?}");
                 }
             }
         }
+    }
+
+    /// Found by the property above in CI: a percent-encoded NUL is refused on purpose.
+    #[test]
+    fn percent_encoded_nul_is_refused() {
+        assert!(key_path(Path::new("/b"), "%00").is_err());
+        assert!(key_path(Path::new("/b"), "a%5c..%5cb").is_err());
     }
 
     #[test]
