@@ -149,6 +149,29 @@ fn print(json_mode: bool, value: serde_json::Value, text: impl FnOnce() -> Strin
     }
 }
 
+/// A delta as JSON, written item by item: a full enumeration can hold 100,000s of items,
+/// and building the whole document first would hold each of them twice more.
+fn print_delta_json(delta: &ferry_graph::Delta) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    out.write_all(b"{\"items\":[")?;
+    for (i, item) in delta.items.iter().enumerate() {
+        if i > 0 {
+            out.write_all(b",")?;
+        }
+        serde_json::to_writer(&mut out, &item_json(item))?;
+    }
+    write!(
+        out,
+        "],\"deltaLink\":{},\"resynced\":{}}}",
+        serde_json::to_string(&delta.delta_link)?,
+        delta.resynced
+    )?;
+    writeln!(out)?;
+    out.flush()?;
+    Ok(())
+}
+
 /// `a/b/c` → (`a/b`, `c`).
 fn split_parent(path: &str) -> (&str, &str) {
     path.trim_matches('/')
@@ -301,28 +324,22 @@ pub async fn run(args: OnedriveArgs, file: &File) -> anyhow::Result<()> {
         }
         OnedriveCommand::Delta { cursor } => {
             let delta = graph.delta(cursor.as_deref()).await?;
-            let mut tree = DeltaTree::new();
-            tree.apply(&delta.items);
-            print(
-                js,
-                json!({
-                    "items": delta.items.iter().map(item_json).collect::<Vec<_>>(),
-                    "deltaLink": delta.delta_link, "resynced": delta.resynced,
-                }),
-                || {
-                    let mut lines: Vec<String> = delta
-                        .items
-                        .iter()
-                        .map(|i| {
-                            let what = if i.is_deleted() { "deleted" } else { "changed" };
-                            let path = tree.path(&i.id).unwrap_or_else(|| i.name.clone());
-                            format!("{what} {path}")
-                        })
-                        .collect();
-                    lines.push(format!("next cursor: {}", delta.delta_link));
-                    lines.join("\n")
-                },
-            );
+            if js {
+                print_delta_json(&delta)?;
+            } else {
+                let mut tree = DeltaTree::new();
+                tree.apply(&delta.items);
+                for item in &delta.items {
+                    let what = if item.is_deleted() {
+                        "deleted"
+                    } else {
+                        "changed"
+                    };
+                    let path = tree.path(&item.id).unwrap_or_else(|| item.name.clone());
+                    println!("{what} {path}");
+                }
+                println!("next cursor: {}", delta.delta_link);
+            }
         }
         OnedriveCommand::Quota => {
             let quota = graph.drive().await?.quota.unwrap_or_default();

@@ -149,7 +149,8 @@ pub async fn serve(
     }
     let drop_midway = shared.faults.take_drop_download();
     let sent_len = if drop_midway { len / 2 } else { len };
-    let stream = tokio_util::io::ReaderStream::new(file.take(sent_len));
+    // Large reads: a 4 KiB default costs a blocking-pool round trip per 4 KiB.
+    let stream = tokio_util::io::ReaderStream::with_capacity(file.take(sent_len), 256 * 1024);
     let body = if drop_midway {
         tracing::debug!(%name, "injected fault: dropping download midway");
         // Ending the body early with an error makes hyper abort the connection, so the
