@@ -26,13 +26,11 @@ See bench/README.md.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -42,6 +40,8 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+from benchlib import BenchError, free_port, md5_file, write_random
 
 MiB = 1024 * 1024
 
@@ -59,39 +59,8 @@ GLOBAL_TIMEOUT = 1200  # seconds for the whole run; SIGALRM then cleans up
 REPO = Path(__file__).resolve().parent.parent
 
 
-class BenchError(RuntimeError):
-    pass
-
-
 def log(msg: str) -> None:
     print(f"[graph-bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def md5_file(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        while chunk := f.read(4 * MiB):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def write_random(path: Path, size: int) -> str:
-    """`size` random bytes (generated once per run) to `path`; returns their md5."""
-    h = hashlib.md5()
-    with open(path, "wb") as f:
-        left = size
-        while left:
-            chunk = os.urandom(min(16 * MiB, left))
-            h.update(chunk)
-            f.write(chunk)
-            left -= len(chunk)
-    return h.hexdigest()
 
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")

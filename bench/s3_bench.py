@@ -22,7 +22,6 @@ import re
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,6 +32,8 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from benchlib import BenchError, free_port, md5_file, write_random
 
 MiB = 1024 * 1024
 MB = 1000 * 1000
@@ -54,39 +55,8 @@ CMD_TIMEOUT = 120.0  # seconds for any single client command
 GLOBAL_TIMEOUT = 900  # seconds for the whole run; SIGALRM then cleans up
 
 
-class BenchError(RuntimeError):
-    pass
-
-
 def log(msg: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def md5_file(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        while chunk := f.read(4 * MiB):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def write_random(path: Path, size: int) -> str:
-    """Writes `size` random bytes to `path`, returns their md5."""
-    h = hashlib.md5()
-    with open(path, "wb") as f:
-        left = size
-        while left:
-            chunk = os.urandom(min(left, 16 * MiB))
-            h.update(chunk)
-            f.write(chunk)
-            left -= len(chunk)
-    return h.hexdigest()
 
 
 def proc_status(pid: int, field_name: str) -> int:
