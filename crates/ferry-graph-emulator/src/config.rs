@@ -116,7 +116,7 @@ pub struct EmulatorConfig {
     pub reject_auth_on_upload_url: bool,
     /// Also report the descendants of a deleted folder in delta (off: only the folder).
     pub delta_report_deleted_descendants: bool,
-    /// Rescan drive folders on each Graph request so changes made on disk show up.
+    /// Watch the drive folders so changes made on disk show up (off: only the start-up scan).
     pub scan_disk: bool,
 }
 

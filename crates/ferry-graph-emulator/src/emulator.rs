@@ -95,5 +95,6 @@ impl Drop for Emulator {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
+        self.shared.drives.flush();
     }
 }

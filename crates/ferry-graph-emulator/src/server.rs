@@ -55,8 +55,9 @@ pub(crate) async fn serve_shared(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     tracing::info!(url = %shared.listen_url, root = %shared.config.root.display(), "graph emulator listening");
-    axum::serve(listener, router(shared))
+    axum::serve(listener, router(shared.clone()))
         .with_graceful_shutdown(shutdown)
         .await?;
+    shared.drives.flush();
     Ok(())
 }

@@ -82,6 +82,12 @@ async fn ids_survive_restart() {
     let dir = tempfile::tempdir().unwrap();
     let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::new();
+    // A file the first start's scan finds: the GET's hashes are then its only change.
+    let drive_dir = {
+        let emu = ferry_graph_emulator::Emulator::start(config(dir.path())).await;
+        emu.drive_folder(&emu.drive_ids()[0]).unwrap()
+    };
+    std::fs::write(drive_dir.join("keep.txt"), b"x").unwrap();
     let mut ids = Vec::new();
     for _ in 0..2 {
         let emu = ferry_graph_emulator::Emulator::start(config(dir.path())).await;
@@ -101,7 +107,6 @@ async fn ids_survive_restart() {
             .unwrap();
         let t = r["access_token"].as_str().unwrap().to_string();
         let drive = emu.drive_ids()[0].clone();
-        std::fs::write(emu.drive_folder(&drive).unwrap().join("keep.txt"), b"x").unwrap();
         let v: Value = http
             .get(format!("{}/drives/{drive}/root:/keep.txt", emu.graph_url()))
             .bearer_auth(&t)
@@ -112,6 +117,16 @@ async fn ids_survive_restart() {
             .await
             .unwrap();
         ids.push(v["id"].as_str().unwrap().to_string());
+        drop(emu);
+        // The hashes computed for that GET were saved too (at shutdown at the latest).
+        let sha256 = "2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881";
+        let state = std::fs::read_dir(dir.path().join(".ferry-emulator"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("drive-"))
+            .map(|e| std::fs::read_to_string(e.path()).unwrap())
+            .collect::<String>();
+        assert!(state.contains(sha256), "hashes saved with the drive state");
     }
     assert_eq!(ids[0], ids[1]);
 }

@@ -51,6 +51,98 @@ fn tree_paths(tree: &DeltaTree) -> BTreeSet<String> {
     tree.paths().into_iter().map(|(p, _)| p).collect()
 }
 
+/// Paths with file sizes, to compare contents as well as names.
+fn disk_sizes(root: &Path) -> BTreeSet<(String, u64)> {
+    disk_tree(root)
+        .into_iter()
+        .map(|p| {
+            let meta = std::fs::metadata(root.join(&p)).unwrap();
+            let size = if meta.is_dir() { 0 } else { meta.len() };
+            (p, size)
+        })
+        .collect()
+}
+
+fn tree_sizes(tree: &DeltaTree) -> BTreeSet<(String, u64)> {
+    tree.paths()
+        .into_iter()
+        .map(|(p, i)| (p, if i.is_folder() { 0 } else { i.size.unwrap() }))
+        .collect()
+}
+
+/// Edits the drive's folder directly, as another program would: the emulator must report
+/// these in delta like changes from another client. Returns the file edited in place, if
+/// that was the edit.
+fn random_disk_op(root: &Path, rng: &mut Lcg, outside: &Path) -> Option<String> {
+    let mut existing: Vec<String> = disk_tree(root).into_iter().collect();
+    existing.sort();
+    let folders: Vec<String> = std::iter::once(String::new())
+        .chain(existing.iter().filter(|p| root.join(p).is_dir()).cloned())
+        .collect();
+    let files: Vec<&String> = existing.iter().filter(|p| root.join(p).is_file()).collect();
+    let pick = |rng: &mut Lcg, list: &[String]| root.join(&list[rng.below(list.len())]);
+    let name = format!("d{}", rng.below(6));
+    match rng.below(7) {
+        0 => {
+            let dir = pick(rng, &folders);
+            std::fs::write(dir.join(format!("{name}.txt")), "x".repeat(rng.below(50))).unwrap();
+        }
+        1 => {
+            // A new folder with a file inside, made in one go.
+            let dir = pick(rng, &folders).join(&name).join("inner");
+            let _ = std::fs::create_dir_all(&dir);
+            let _ = std::fs::write(dir.join("f.bin"), [7u8; 3]);
+        }
+        2 if !files.is_empty() => {
+            // Same size, new bytes and a new mtime: an in-place edit.
+            let rel = files[rng.below(files.len())].clone();
+            let path = root.join(&rel);
+            let len = std::fs::metadata(&path).unwrap().len() as usize;
+            std::fs::write(&path, "y".repeat(len)).unwrap();
+            let f = std::fs::File::options().write(true).open(&path).unwrap();
+            let when = std::time::SystemTime::UNIX_EPOCH
+                + std::time::Duration::from_secs(1_600_000_000 + rng.below(1 << 20) as u64);
+            f.set_modified(when).unwrap();
+            return Some(rel);
+        }
+        3 if folders.len() > 2 => {
+            // Swap two sibling-or-not folders through a temporary name.
+            let a = pick(rng, &folders[1..]);
+            let b = pick(rng, &folders[1..]);
+            if !a.starts_with(&b) && !b.starts_with(&a) {
+                let tmp = root.join("swap-tmp");
+                std::fs::rename(&a, &tmp).unwrap();
+                std::fs::rename(&b, &a).unwrap();
+                std::fs::rename(&tmp, &b).unwrap();
+            }
+        }
+        4 if !existing.is_empty() => {
+            let from = pick(rng, &existing);
+            let to = pick(rng, &folders).join(format!("{name}-m"));
+            if !to.starts_with(&from) && !to.exists() {
+                std::fs::rename(&from, &to).unwrap();
+            }
+        }
+        5 if folders.len() > 1 => {
+            let dir = pick(rng, &folders[1..]);
+            // Moved out of the drive, then changed there: the drive must not notice.
+            let away = outside.join(format!("away{}", rng.below(1 << 30)));
+            std::fs::rename(&dir, &away).unwrap();
+            std::fs::write(away.join("late.txt"), b"late").unwrap();
+        }
+        6 if !existing.is_empty() => {
+            let path = pick(rng, &existing);
+            if path.is_dir() {
+                std::fs::remove_dir_all(&path).unwrap();
+            } else {
+                std::fs::remove_file(&path).unwrap();
+            }
+        }
+        _ => {}
+    }
+    None
+}
+
 async fn random_op(graph: &GraphClient, rng: &mut Lcg, scratch: &Path) {
     let all = graph.delta(None).await.unwrap();
     let mut tree = DeltaTree::new();
@@ -116,16 +208,70 @@ async fn random_op(graph: &GraphClient, rng: &mut Lcg, scratch: &Path) {
 }
 
 #[tokio::test]
+async fn delta_follows_edits_made_on_disk() {
+    for seed in 1u64..=16 {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let emu = start_emulator(dir.path(), |_| {}).await;
+        let graph = client(&emu);
+        let drive_root = emu.drive_folder(&emu.drive_ids()[0]).unwrap();
+        let scratch = dir.path().join("scratch");
+        let mut rng = Lcg(seed);
+        let first = graph.delta(None).await.unwrap();
+        let mut tree = DeltaTree::new();
+        tree.apply(&first.items);
+        let mut cursor = first.delta_link;
+        for step in 0..40 {
+            let mut edited = None;
+            if rng.below(3) == 0 {
+                random_op(&graph, &mut rng, &scratch).await;
+            } else {
+                edited = random_disk_op(&drive_root, &mut rng, outside.path());
+            }
+            let etag = |tree: &DeltaTree, path: &str| {
+                let found = tree.paths().into_iter().find(|(p, _)| p == path);
+                found.map(|(_, i)| i.e_tag.clone())
+            };
+            let before = edited.as_deref().map(|p| etag(&tree, p));
+            // Incremental delta right after the edit sees it (no polling, no delay).
+            let delta = graph.delta(Some(&cursor)).await.unwrap();
+            tree.apply(&delta.items);
+            cursor = delta.delta_link;
+            if let (Some(path), Some(before)) = (edited.as_deref(), before) {
+                assert_ne!(
+                    etag(&tree, path),
+                    before,
+                    "seed {seed}: in-place edit of {path}"
+                );
+            }
+            assert_eq!(
+                tree_sizes(&tree),
+                disk_sizes(&drive_root),
+                "seed {seed}, step {step}"
+            );
+        }
+        // And a full enumeration agrees.
+        let mut fresh = DeltaTree::new();
+        fresh.apply(&graph.delta(None).await.unwrap().items);
+        assert_eq!(tree_sizes(&fresh), disk_sizes(&drive_root), "seed {seed}");
+    }
+}
+
+fn client(emu: &ferry_graph_emulator::Emulator) -> GraphClient {
+    let mut config = GraphConfig::new(TENANT, APP);
+    config.authority = emu.authority();
+    config.graph_url = emu.graph_url();
+    config.credential = Credential::Secret(Secret::new(APP_SECRET));
+    config.drive = DriveSelector::User(USER.into());
+    GraphClient::new(&config).unwrap()
+}
+
+#[tokio::test]
 async fn delta_from_any_cursor_rebuilds_the_drive() {
     for seed in [1u64, 7, 42, 99, 2024] {
         let dir = tempfile::tempdir().unwrap();
         let emu = start_emulator(dir.path(), |_| {}).await;
-        let mut config = GraphConfig::new(TENANT, APP);
-        config.authority = emu.authority();
-        config.graph_url = emu.graph_url();
-        config.credential = Credential::Secret(Secret::new(APP_SECRET));
-        config.drive = DriveSelector::User(USER.into());
-        let graph = GraphClient::new(&config).unwrap();
+        let graph = client(&emu);
         let drive_root = emu.drive_folder(&emu.drive_ids()[0]).unwrap();
         let scratch = dir.path().join("scratch");
         let mut rng = Lcg(seed);

@@ -172,7 +172,7 @@ async fn run_copy(
             };
             let to = t.disk_path(&d.dir, &parent).join(&final_name);
             std::fs::rename(&staging, &to)?;
-            scan::reconcile(d, t);
+            scan::folder(d, t, &parent);
             t.child_by_name(&parent, &final_name)
                 .map(|n| n.id.clone())
                 .ok_or_else(|| ops::OpError::NotFound("copy vanished".into()))

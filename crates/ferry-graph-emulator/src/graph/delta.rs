@@ -18,12 +18,15 @@ use crate::util::{b64url, b64url_decode};
 
 const DEFAULT_PAGE: usize = 200;
 const MAX_PAGE: usize = 1000;
+/// Paging cursors kept: at most this many, holding at most this many entries in all
+/// (the oldest go first; a client paging with an evicted one gets 410 and starts over).
 const MAX_CURSORS: usize = 1000;
+const MAX_CURSOR_ENTRIES: usize = 1_000_000;
 
 #[derive(Debug, Clone)]
 enum Entry {
     Item(String),
-    Deleted(Tombstone),
+    Deleted(Box<Tombstone>),
 }
 
 /// A snapshot of the ids one delta round returns, so paging is stable while the drive
@@ -36,8 +39,12 @@ struct Cursor {
     to_seq: u64,
 }
 
-/// Cursors by id, and ids oldest first for eviction.
-type CursorTable = (HashMap<String, std::sync::Arc<Cursor>>, VecDeque<String>);
+/// Cursors by id, ids oldest first for eviction, and the entries they hold.
+type CursorTable = (
+    HashMap<String, std::sync::Arc<Cursor>>,
+    VecDeque<String>,
+    usize,
+);
 
 #[derive(Debug, Default)]
 pub struct Cursors {
@@ -45,14 +52,16 @@ pub struct Cursors {
 }
 
 impl Cursors {
-    fn put(&self, c: Cursor) -> String {
+    fn put(&self, c: std::sync::Arc<Cursor>) -> String {
         let id = crate::util::random_token();
         let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        g.0.insert(id.clone(), std::sync::Arc::new(c));
+        g.2 += c.entries.len();
+        g.0.insert(id.clone(), c);
         g.1.push_back(id.clone());
-        while g.1.len() > MAX_CURSORS {
-            if let Some(old) = g.1.pop_front() {
-                g.0.remove(&old);
+        while g.1.len() > MAX_CURSORS || (g.2 > MAX_CURSOR_ENTRIES && g.1.len() > 1) {
+            let Some(old) = g.1.pop_front() else { break };
+            if let Some(c) = g.0.remove(&old) {
+                g.2 -= c.entries.len();
             }
         }
         id
@@ -112,7 +121,7 @@ fn changes(tree: &Tree, from: u64) -> Vec<Entry> {
         .iter()
         .filter(|t| t.seq > from && t.last_change.is_none_or(|c| c > from))
         .filter(|t| !tree.nodes.contains_key(&t.id))
-        .map(|t| Entry::Deleted(t.clone()))
+        .map(|t| Entry::Deleted(Box::new(t.clone())))
         .collect();
     for id in tree.subtree(&tree.root) {
         if tree.get(&id).is_some_and(|n| from == 0 || n.seq > from) {
@@ -231,12 +240,7 @@ pub async fn delta(ctx: &Ctx, it: ItemAddr) -> Result<Response, GraphError> {
                 _ => None,
             }) {
             Some(c) => c,
-            None => ctx.shared.cursors.put(Cursor {
-                drive: cursor.drive.clone(),
-                entries: cursor.entries.clone(),
-                epoch: cursor.epoch.clone(),
-                to_seq: cursor.to_seq,
-            }),
+            None => ctx.shared.cursors.put(cursor.clone()),
         };
         let token = b64url(format!("p.{cid}.{}", offset + top).as_bytes());
         body["@odata.nextLink"] = json!(ctx.next_link(&[("token", token)], &["token"]));

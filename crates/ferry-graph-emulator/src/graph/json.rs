@@ -57,11 +57,10 @@ pub fn item(view: &View, tree: &mut Tree, id: &str) -> Option<Value> {
     let size = tree.size_of(id);
     let child_count = tree.children.get(id).map_or(0, Vec::len);
     let parent_path = tree.get(id)?.parent.clone().map(|p| tree.path_of(&p));
-    let node = tree.get_mut(id)?;
-    let hashes = if node.folder {
+    let hashes = if tree.get(id)?.folder {
         None
     } else {
-        hashing::ensure(node, &path)
+        hashing::ensure(tree, id, &path)
     };
     let node = tree.get(id)?;
     let mut v = json!({
@@ -97,10 +96,13 @@ pub fn item(view: &View, tree: &mut Tree, id: &str) -> Option<Value> {
     } else {
         let mut h = Map::new();
         if let Some(hs) = &hashes {
-            h.insert("quickXorHash".into(), json!(hs.quick_xor));
+            h.insert(
+                "quickXorHash".into(),
+                json!(crate::util::b64(&hs.quick_xor)),
+            );
             if view.drive.drive_type == crate::config::DriveType::Personal {
-                h.insert("sha1Hash".into(), json!(hs.sha1));
-                h.insert("sha256Hash".into(), json!(hs.sha256));
+                h.insert("sha1Hash".into(), json!(hex::encode_upper(hs.sha1)));
+                h.insert("sha256Hash".into(), json!(hex::encode_upper(hs.sha256)));
             }
         }
         v["file"] = json!({"mimeType": mime_type(&node.name), "hashes": h});

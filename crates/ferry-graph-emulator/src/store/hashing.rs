@@ -5,7 +5,7 @@ use std::path::Path;
 
 use sha1::Digest as _;
 
-use super::tree::{Hashes, Node};
+use super::tree::{Hashes, Tree};
 use crate::quickxor::QuickXor;
 
 /// Accumulates all hashes Graph may report, fed as bytes stream by.
@@ -25,23 +25,25 @@ impl Hasher {
 
     pub fn finish(self, size: u64, mtime: (i64, u32)) -> Hashes {
         Hashes {
-            quick_xor: self.quick.finish_base64(),
-            sha1: hex::encode_upper(self.sha1.finalize()),
-            sha256: hex::encode_upper(self.sha256.finalize()),
+            quick_xor: self.quick.finish(),
+            sha1: self.sha1.finalize().into(),
+            sha256: self.sha256.finalize().into(),
             size,
             mtime,
         }
     }
 }
 
-/// The node's hashes, computing and caching them when the file changed since.
-pub fn ensure(node: &mut Node, path: &Path) -> Option<Hashes> {
+/// A file's hashes, computing and caching them when the file changed since.
+pub fn ensure(tree: &mut Tree, id: &str, path: &Path) -> Option<Hashes> {
+    let node = tree.nodes.get(id)?;
     if let Some(h) = &node.hashes
         && h.size == node.size
         && h.mtime == node.disk_mtime
     {
-        return Some(h.clone());
+        return Some(**h);
     }
+    let (size, mtime) = (node.size, node.disk_mtime);
     let mut file = std::fs::File::open(path).ok()?;
     let mut hasher = Hasher::default();
     let mut buf = vec![0u8; 256 * 1024];
@@ -52,7 +54,8 @@ pub fn ensure(node: &mut Node, path: &Path) -> Option<Hashes> {
         }
         hasher.update(&buf[..n]);
     }
-    let h = hasher.finish(node.size, node.disk_mtime);
-    node.hashes = Some(h.clone());
+    let h = hasher.finish(size, mtime);
+    tree.nodes.get_mut(id)?.hashes = Some(Box::new(h));
+    tree.hashes_dirty = true;
     Some(h)
 }

@@ -1,5 +1,6 @@
 //! Drives: each is a folder under the root plus a persisted item tree. All tree access
-//! goes through [`Drive::run`], which serialises it, rescans the folder and saves changes.
+//! goes through [`Drive::run`], which serialises it, rescans what changed on disk and
+//! saves changes.
 
 pub mod hashing;
 pub mod ids;
@@ -8,9 +9,11 @@ pub mod ops;
 mod persist;
 pub mod scan;
 pub mod tree;
+mod watch;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::config::{DriveType, EmulatorConfig};
 use crate::error::Error;
@@ -29,12 +32,23 @@ pub struct Drive {
     pub report_deleted_descendants: bool,
     scan_disk: bool,
     state_file: PathBuf,
-    tree: Mutex<Tree>,
+    state: Mutex<State>,
 }
+
+#[derive(Debug)]
+struct State {
+    tree: Tree,
+    /// Folder change events, when watching the disk (None: rescan it all every time).
+    watcher: Option<watch::Watcher>,
+    saved: Instant,
+}
+
+/// Hashes computed on demand are a cache: saved with the next change, or after this.
+const HASH_SAVE_DELAY: Duration = Duration::from_secs(5);
 
 impl Drive {
     /// Runs `f` on the tree on a blocking thread (it touches the disk), after rescanning
-    /// the folder; saves the tree if `f` changed it.
+    /// what changed on disk; saves the tree if `f` changed it.
     pub async fn run<T, F>(self: &Arc<Self>, f: F) -> T
     where
         T: Send + 'static,
@@ -49,18 +63,55 @@ impl Drive {
     }
 
     pub fn run_blocking<T>(&self, f: impl FnOnce(&Drive, &mut Tree) -> T) -> T {
-        let mut tree = self.tree.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let state = &mut *guard;
         if self.scan_disk {
-            scan::reconcile(self, &mut tree);
+            scan::refresh(self, &mut state.tree, state.watcher.as_mut());
         }
-        let out = f(self, &mut tree);
-        if tree.dirty {
-            match persist::save(&self.state_file, &tree) {
-                Ok(()) => tree.dirty = false,
-                Err(e) => tracing::error!(drive = %self.id, error = %e, "saving drive state"),
-            }
+        let out = f(self, &mut state.tree);
+        let tree = &state.tree;
+        if tree.dirty || (tree.hashes_dirty && state.saved.elapsed() >= HASH_SAVE_DELAY) {
+            self.save(state);
         }
         out
+    }
+
+    /// Watches the folder for changes and scans it once.
+    fn start_watching(&self) {
+        let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let state = &mut *guard;
+        state.watcher = match watch::Watcher::new() {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch the drive folder; rescanning it on every request");
+                None
+            }
+        };
+        scan::reconcile(self, &mut state.tree, state.watcher.as_mut());
+        if state.tree.dirty {
+            self.save(state);
+        }
+    }
+
+    fn save(&self, state: &mut State) {
+        match persist::save(&self.state_file, &state.tree) {
+            Ok(()) => {
+                state.tree.dirty = false;
+                state.tree.hashes_dirty = false;
+                state.saved = Instant::now();
+            }
+            Err(e) => tracing::error!(drive = %self.id, error = %e, "saving drive state"),
+        }
+    }
+}
+
+impl Drive {
+    /// Saves what is only cached so far (hashes computed on demand); for shutdown.
+    pub fn flush(&self) {
+        let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if guard.tree.hashes_dirty {
+            self.save(&mut guard);
+        }
     }
 }
 
@@ -134,14 +185,29 @@ impl Drives {
                 report_deleted_descendants: config.delta_report_deleted_descendants,
                 scan_disk: config.scan_disk,
                 state_file,
-                tree: Mutex::new(tree),
+                state: Mutex::new(State {
+                    tree,
+                    watcher: None,
+                    saved: Instant::now(),
+                }),
             };
             // Pick up what is already on disk (and save the ids) before serving.
             let drive = Arc::new(drive);
-            drive.run_blocking(scan::reconcile);
+            if drive.scan_disk {
+                drive.start_watching();
+            } else {
+                drive.run_blocking(|d, tree| scan::reconcile(d, tree, None));
+            }
             list.push(drive);
         }
         Ok(Drives { list })
+    }
+
+    /// Saves every drive's cached state (see [`Drive::flush`]).
+    pub fn flush(&self) {
+        for drive in &self.list {
+            drive.flush();
+        }
     }
 
     pub fn all(&self) -> &[Arc<Drive>] {

@@ -236,7 +236,7 @@ pub fn commit_file(
         } else if let Some(c) = fs.created {
             n.fs_created = c;
         }
-        n.hashes = Some(hashes);
+        n.hashes = Some(Box::new(hashes));
     }
     tree.bump(&id);
     tree.touch_folder(&parent, now);

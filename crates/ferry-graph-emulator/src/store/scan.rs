@@ -4,7 +4,10 @@
 use std::path::Path;
 use std::time::UNIX_EPOCH;
 
+use std::collections::HashMap;
+
 use super::tree::{Node, Tree};
+use super::watch::{Changes, Watcher};
 use super::{Drive, names};
 use crate::state::SIDECAR;
 
@@ -16,17 +19,72 @@ pub fn mtime_of(meta: &std::fs::Metadata) -> (i64, u32) {
         .unwrap_or((0, 0))
 }
 
-pub fn reconcile(drive: &Drive, tree: &mut Tree) {
+/// Rescans the whole drive (at start, and when change events were lost).
+pub fn reconcile(drive: &Drive, tree: &mut Tree, mut watcher: Option<&mut Watcher>) {
     let root = tree.root.clone();
-    visit(drive, tree, &root, &drive.dir, true);
+    if let Some(w) = watcher.as_deref_mut() {
+        w.watch(&root, &drive.dir);
+    }
+    visit(drive, tree, watcher, &root, &drive.dir, Depth::All);
 }
 
-fn visit(drive: &Drive, tree: &mut Tree, folder_id: &str, dir: &Path, at_root: bool) {
+/// Rescans what changed since the last request: everything without a watcher, else the
+/// folders inotify reported (and any folder new to the watcher below them).
+pub fn refresh(drive: &Drive, tree: &mut Tree, watcher: Option<&mut Watcher>) {
+    let Some(w) = watcher else {
+        return reconcile(drive, tree, None);
+    };
+    let folders = match w.drain(|id| tree.nodes.get(id).is_some_and(|n| n.folder)) {
+        Changes::All => return reconcile(drive, tree, Some(w)),
+        Changes::Folders(f) => f,
+    };
+    for id in folders {
+        // An earlier folder's rescan may have removed this one.
+        if tree.nodes.get(&id).is_some_and(|n| n.folder) {
+            let dir = tree.disk_path(&drive.dir, &id);
+            visit(drive, tree, Some(w), &id, &dir, Depth::Changed);
+        }
+    }
+}
+
+/// Rescans one folder, and the subfolders that are new in it (after the emulator itself
+/// moved a tree into place). The watcher learns of them with the next request.
+pub fn folder(drive: &Drive, tree: &mut Tree, id: &str) {
+    let dir = tree.disk_path(&drive.dir, id);
+    visit(drive, tree, None, id, &dir, Depth::Changed);
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Depth {
+    /// Every folder below.
+    All,
+    /// Only subfolders that are new to the tree or to the watcher (replaced on disk).
+    Changed,
+}
+
+fn visit(
+    drive: &Drive,
+    tree: &mut Tree,
+    mut watcher: Option<&mut Watcher>,
+    folder_id: &str,
+    dir: &Path,
+    depth: Depth,
+) {
     let now = crate::util::now_secs();
+    let at_root = folder_id == tree.root;
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
-    let mut seen = std::collections::HashSet::new();
+    // Name -> id of the children the tree knows, so each entry is one lookup.
+    let mut known: HashMap<String, String> = tree
+        .children
+        .get(folder_id)
+        .map(|kids| {
+            kids.iter()
+                .filter_map(|k| tree.nodes.get(k).map(|n| (n.name.clone(), k.clone())))
+                .collect()
+        })
+        .unwrap_or_default();
     let mut subfolders = Vec::new();
     for entry in entries.flatten() {
         let Ok(name) = entry.file_name().into_string() else {
@@ -47,15 +105,9 @@ fn visit(drive: &Drive, tree: &mut Tree, folder_id: &str, dir: &Path, at_root: b
         if !is_dir && !meta.is_file() {
             continue;
         }
-        let existing = tree
-            .children
-            .get(folder_id)
-            .and_then(|kids| {
-                kids.iter()
-                    .find(|k| tree.nodes.get(*k).is_some_and(|n| n.name == name))
-            })
-            .cloned();
+        let existing = known.remove(&name);
         let mtime = mtime_of(&meta);
+        let mut created = false;
         let id = match existing {
             Some(id) if tree.nodes.get(&id).is_some_and(|n| n.folder == is_dir) => {
                 let changed = tree
@@ -102,29 +154,24 @@ fn visit(drive: &Drive, tree: &mut Tree, folder_id: &str, dir: &Path, at_root: b
                     hashes: None,
                 });
                 tree.touch_folder(folder_id, now);
+                created = true;
                 id
             }
         };
-        seen.insert(id.clone());
         if is_dir {
-            subfolders.push((id, entry.path()));
+            subfolders.push((id, entry.path(), created));
         }
     }
-    let gone: Vec<String> = tree
-        .children
-        .get(folder_id)
-        .map(|kids| {
-            kids.iter()
-                .filter(|k| !seen.contains(*k))
-                .cloned()
-                .collect()
-        })
-        .unwrap_or_default();
-    for id in gone {
+    // What the tree knows and the folder no longer has.
+    for id in known.into_values() {
         tree.remove(&id, drive.report_deleted_descendants);
         tree.touch_folder(folder_id, now);
     }
-    for (id, path) in subfolders {
-        visit(drive, tree, &id, &path, false);
+    for (id, path, created) in subfolders {
+        // Watch before reading, so a change in between is still reported.
+        let fresh = watcher.as_deref_mut().is_some_and(|w| w.watch(&id, &path));
+        if depth == Depth::All || created || fresh {
+            visit(drive, tree, watcher.as_deref_mut(), &id, &path, depth);
+        }
     }
 }

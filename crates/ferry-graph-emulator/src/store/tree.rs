@@ -6,11 +6,15 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A file's digests, kept as bytes (a drive can hold 100,000s of files) and saved as hex.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct Hashes {
-    pub quick_xor: String,
-    pub sha1: String,
-    pub sha256: String,
+    #[serde(with = "hex_bytes")]
+    pub quick_xor: [u8; 20],
+    #[serde(with = "hex_bytes")]
+    pub sha1: [u8; 20],
+    #[serde(with = "hex_bytes")]
+    pub sha256: [u8; 32],
     /// The (size, mtime) the hashes were computed for.
     pub size: u64,
     pub mtime: (i64, u32),
@@ -35,7 +39,8 @@ pub struct Node {
     pub ctag: u64,
     /// Change sequence number of the last change to this item (for delta).
     pub seq: u64,
-    pub hashes: Option<Hashes>,
+    /// Boxed: most of a large drive's nodes are looked up far more often than hashed.
+    pub hashes: Option<Box<Hashes>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -66,6 +71,9 @@ pub struct Tree {
     pub children: HashMap<String, Vec<String>>,
     #[serde(skip)]
     pub dirty: bool,
+    /// Hashes were computed since the last save (a cache: saving can wait).
+    #[serde(skip)]
+    pub hashes_dirty: bool,
 }
 
 const MAX_TOMBSTONES: usize = 20_000;
@@ -99,6 +107,7 @@ impl Tree {
             min_seq: 0,
             children: HashMap::new(),
             dirty: true,
+            hashes_dirty: false,
         };
         tree.rebuild_index();
         tree
@@ -319,5 +328,23 @@ impl Tree {
             }
             self.tombstones.drain(..drop);
         }
+    }
+}
+
+/// Fixed-size digests as hex strings in the saved state.
+mod hex_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer, const N: usize>(v: &[u8; N], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(v))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(
+        d: D,
+    ) -> Result<[u8; N], D::Error> {
+        let text = String::deserialize(d)?;
+        let mut out = [0u8; N];
+        hex::decode_to_slice(text, &mut out).map_err(serde::de::Error::custom)?;
+        Ok(out)
     }
 }
