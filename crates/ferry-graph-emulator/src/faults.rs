@@ -1,5 +1,5 @@
 //! Fault injection: throttling, server errors, latency, early token expiry, forced delta
-//! resyncs, upload-session expiry and dropped downloads. Settable in the config, through
+//! resyncs, upload-session expiry, dropped downloads and ignored ranges. Settable in the config, through
 //! `FaultsHandle` and through `PUT /_emulator/faults`.
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -44,6 +44,9 @@ pub struct Faults {
     /// is lost on the way back: the client's retry overlaps and must resume from the
     /// session's `nextExpectedRanges` (counts down).
     pub lose_fragment_acks_next: u32,
+    /// The next N ranged downloads ignore `Range` and answer 200 with the whole file, as
+    /// some CDNs in front of OneDrive do (counts down).
+    pub ignore_range_next: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -146,6 +149,15 @@ impl FaultsHandle {
         let mut s = self.lock();
         if s.faults.lose_fragment_acks_next > 0 {
             s.faults.lose_fragment_acks_next -= 1;
+            return true;
+        }
+        false
+    }
+
+    pub fn take_ignore_range(&self) -> bool {
+        let mut s = self.lock();
+        if s.faults.ignore_range_next > 0 {
+            s.faults.ignore_range_next -= 1;
             return true;
         }
         false

@@ -43,6 +43,7 @@ pub(crate) struct Inner {
     pub transport: Transport,
     pub graph_url: String,
     pub drive_path: String,
+    pub sessions: Option<crate::resume::Sessions>,
 }
 
 /// `a/b c` as a Graph path: `a/b%20c` (no leading or trailing slash).
@@ -75,6 +76,10 @@ impl GraphClient {
                 transport: Transport::new(http, auth, config.retry),
                 graph_url: config.graph_url.trim_end_matches('/').to_owned(),
                 drive_path: config.drive.path(),
+                sessions: config
+                    .upload_sessions
+                    .clone()
+                    .map(crate::resume::Sessions::new),
             }),
             progress: None,
         })

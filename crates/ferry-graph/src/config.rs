@@ -22,6 +22,9 @@ pub struct GraphConfig {
     pub drive: DriveSelector,
     /// The MSAL-layout token cache for delegated sign-ins (written 0600, atomically).
     pub token_cache: Option<PathBuf>,
+    /// Where upload sessions are saved (0600), so an interrupted large upload resumes
+    /// when run again; without it an upload resumes only within its own process.
+    pub upload_sessions: Option<PathBuf>,
     /// Delegated scopes; app-only requests always ask for `{graph}/.default`.
     pub scopes: Vec<String>,
     pub retry: RetryPolicy,
@@ -38,6 +41,7 @@ impl GraphConfig {
             credential: Credential::None,
             drive: DriveSelector::Me,
             token_cache: None,
+            upload_sessions: None,
             scopes: vec![
                 "Files.ReadWrite.All".into(),
                 "offline_access".into(),
@@ -158,5 +162,43 @@ impl Default for RetryPolicy {
             max_backoff: Duration::from_secs(60),
             timeout: Duration::from_secs(120),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn app_only_scope_follows_the_cloud() {
+        let mut c = GraphConfig::new("t", "c");
+        for (graph_url, scope) in [
+            (DEFAULT_GRAPH_URL, "https://graph.microsoft.com/.default"),
+            (
+                "https://graph.microsoft.us/v1.0",
+                "https://graph.microsoft.us/.default",
+            ),
+            (
+                "https://dod-graph.microsoft.us/v1.0/",
+                "https://dod-graph.microsoft.us/.default",
+            ),
+            (
+                "https://microsoftgraph.chinacloudapi.cn/v1.0",
+                "https://microsoftgraph.chinacloudapi.cn/.default",
+            ),
+            // The emulator (or any other host) issues tokens for the public resource.
+            (
+                "http://127.0.0.1:8800/v1.0",
+                "https://graph.microsoft.com/.default",
+            ),
+        ] {
+            c.graph_url = graph_url.into();
+            assert_eq!(c.app_scope(), scope, "{graph_url}");
+        }
+        c.authority = "https://login.chinacloudapi.cn/".into();
+        assert_eq!(
+            c.identity_url("token"),
+            "https://login.chinacloudapi.cn/t/oauth2/v2.0/token"
+        );
     }
 }

@@ -95,6 +95,16 @@ impl Error {
         }
     }
 
+    /// True when trying again later may succeed: the connection failed or timed out, the
+    /// service was throttling, or it answered with a server error.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Http { .. } | Self::Throttled { .. } => true,
+            Self::Graph { status, .. } => *status >= 500,
+            _ => false,
+        }
+    }
+
     /// The HTTP status of a Graph error.
     pub fn status(&self) -> Option<u16> {
         match self {

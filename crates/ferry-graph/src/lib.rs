@@ -14,7 +14,9 @@ mod error;
 mod http;
 pub mod model;
 pub mod names;
+mod private;
 pub mod quickxor;
+mod resume;
 mod secret;
 mod transfer;
 
@@ -28,4 +30,4 @@ pub use error::{Error, Result};
 pub use names::{NameError, check_name, check_path};
 pub use quickxor::{QuickXorHash, quick_xor_hash};
 pub use secret::Secret;
-pub use transfer::{Conflict, FRAGMENT_UNIT, SIMPLE_UPLOAD_MAX};
+pub use transfer::{Conflict, FRAGMENT_UNIT, PendingUpload, SIMPLE_UPLOAD_MAX};

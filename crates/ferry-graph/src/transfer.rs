@@ -14,6 +14,7 @@ use crate::http::Auth;
 use crate::model::{DriveItem, UploadSession};
 use crate::names::check_path;
 use crate::quickxor::QuickXorHash;
+use crate::resume::{Saved, Sessions};
 
 /// Upload fragments must be multiples of 320 KiB; 32 of them make 10 MiB.
 pub const FRAGMENT_UNIT: u64 = 327_680;
@@ -336,6 +337,57 @@ impl GraphClient {
         }
     }
 
+    /// Sends a local file into an upload session with `deferCommit`: the bytes are all with
+    /// OneDrive, but no file appears at `path` until [`PendingUpload::commit`], which makes
+    /// it appear at once (or [`PendingUpload::cancel`] discards it). The parent folder must
+    /// exist.
+    pub async fn upload_file_deferred(
+        &self,
+        local: &Path,
+        path: &str,
+        conflict: Conflict,
+    ) -> Result<PendingUpload> {
+        check_path(path.trim_matches('/'))?;
+        let io = |op| {
+            let p = local.display().to_string();
+            move |source| Error::Io {
+                op,
+                path: p,
+                source,
+            }
+        };
+        let mut file = tokio::fs::File::open(local).await.map_err(io("open"))?;
+        let meta = file.metadata().await.map_err(io("stat"))?;
+        if meta.len() == 0 {
+            return Err(Error::protocol("an upload session needs at least one byte"));
+        }
+        let session = self
+            .create_session(path, conflict, meta.modified().ok(), true)
+            .await?;
+        let pending = PendingUpload {
+            client: self.clone(),
+            upload_url: session.upload_url.clone(),
+            path: path.to_owned(),
+            sent_hash: String::new(),
+        };
+        match self
+            .send_fragments(&mut file, meta.len(), path, &session)
+            .await
+        {
+            Ok((None, sent_hash)) => Ok(PendingUpload {
+                sent_hash,
+                ..pending
+            }),
+            Ok((Some(_), _)) => Err(Error::protocol(
+                "the upload session committed without waiting for the commit",
+            )),
+            Err(e) => {
+                let _ = pending.cancel().await;
+                Err(e)
+            }
+        }
+    }
+
     async fn upload_file_once(
         &self,
         local: &Path,
@@ -374,7 +426,8 @@ impl GraphClient {
             self.report(size);
             (item, hasher.finish_base64())
         } else {
-            self.upload_session(&mut file, size, path, conflict).await?
+            self.upload_session(&mut file, local, size, path, conflict)
+                .await?
         };
         match item.quick_xor_hash() {
             Some(got) if got != sent_hash => Err(Error::HashMismatch {
@@ -387,34 +440,117 @@ impl GraphClient {
     async fn upload_session(
         &self,
         file: &mut tokio::fs::File,
+        local: &Path,
         size: u64,
         path: &str,
         conflict: Conflict,
     ) -> Result<(DriveItem, String)> {
+        let modified = file.metadata().await.ok().and_then(|m| m.modified().ok());
+        let saved = self.inner.sessions.as_ref().map(|sessions| {
+            let key = Sessions::key(
+                &self.inner.drive_path,
+                path,
+                local,
+                size,
+                modified.unwrap_or(std::time::UNIX_EPOCH),
+            );
+            (sessions, key)
+        });
+        let session = match &saved {
+            Some((sessions, key)) => match self.saved_session(sessions, key, path).await {
+                Some(session) => session,
+                None => {
+                    let session = self.create_session(path, conflict, modified, false).await?;
+                    let record = Saved {
+                        upload_url: session.upload_url.clone(),
+                        expiration: session.expiration_date_time.clone(),
+                    };
+                    sessions.save(key, &record);
+                    session
+                }
+            },
+            None => self.create_session(path, conflict, modified, false).await?,
+        };
+        let result = match self.send_fragments(file, size, path, &session).await {
+            Ok((Some(item), hash)) => Ok((item, hash)),
+            Ok((None, _)) => Err(Error::protocol("the upload session ended without a file")),
+            Err(e) => Err(e),
+        };
+        match (&result, &saved) {
+            (Err(e), Some(_)) if e.is_transient() => {
+                tracing::info!(path, error = %e, "upload interrupted; running it again resumes from the saved session");
+            }
+            (Err(_), _) => {
+                // Give the session back rather than leave it to expire.
+                let _ = self.cancel_session(&session.upload_url).await;
+                if let Some((sessions, key)) = &saved {
+                    sessions.remove(key);
+                }
+            }
+            (Ok(_), Some((sessions, key))) => sessions.remove(key),
+            (Ok(_), None) => {}
+        }
+        result
+    }
+
+    async fn create_session(
+        &self,
+        path: &str,
+        conflict: Conflict,
+        modified: Option<std::time::SystemTime>,
+        defer_commit: bool,
+    ) -> Result<UploadSession> {
         let url = self.path_url(path, "/createUploadSession");
         let mut item = json!({"@microsoft.graph.conflictBehavior": conflict.as_str()});
         // The local modification time travels with the upload, so OneDrive shows when the
         // file changed rather than when it was uploaded.
-        let modified = file.metadata().await.ok().and_then(|m| m.modified().ok());
         if let Some(modified) = modified.and_then(rfc3339) {
             item["fileSystemInfo"] = json!({"lastModifiedDateTime": modified});
         }
-        let session: UploadSession = self
-            .post_json("create upload session", &url, &json!({"item": item}))
-            .await?;
-        let result = self.send_fragments(file, size, path, &session).await;
-        if result.is_err() {
-            // Give the session back rather than leave it to expire.
-            let upload_url = session.upload_url.clone();
-            let _ = self
-                .inner
-                .transport
-                .send("cancel upload session", Auth::PreAuthenticated, |http| {
-                    http.delete(&upload_url)
-                })
-                .await;
+        let mut body = json!({"item": item});
+        if defer_commit {
+            body["deferCommit"] = json!(true);
         }
-        result
+        self.post_json("create upload session", &url, &body).await
+    }
+
+    async fn cancel_session(&self, upload_url: &str) -> Result<()> {
+        self.inner
+            .transport
+            .send("cancel upload session", Auth::PreAuthenticated, |http| {
+                http.delete(upload_url)
+            })
+            .await
+            .map(drop)
+    }
+
+    /// A session saved by an earlier, interrupted run of this upload, if Graph still has it.
+    async fn saved_session(
+        &self,
+        sessions: &Sessions,
+        key: &str,
+        path: &str,
+    ) -> Option<UploadSession> {
+        let saved = sessions.load(key)?;
+        let status = self
+            .get_json_pre_authenticated::<UploadSession>("upload session status", &saved.upload_url)
+            .await;
+        match status {
+            Ok(mut status) => {
+                tracing::info!(
+                    path,
+                    offset = next_offset(&status, 0),
+                    "resuming an interrupted upload from its saved session"
+                );
+                status.upload_url = saved.upload_url;
+                Some(status)
+            }
+            Err(e) => {
+                tracing::info!(path, error = %e, "the saved upload session is gone; starting over");
+                sessions.remove(key);
+                None
+            }
+        }
     }
 
     /// Sends a file's fragments to a session, resuming where the session says it stands.
@@ -424,7 +560,7 @@ impl GraphClient {
         size: u64,
         path: &str,
         session: &UploadSession,
-    ) -> Result<(DriveItem, String)> {
+    ) -> Result<(Option<DriveItem>, String)> {
         let io = |op| {
             move |source| Error::Io {
                 op,
@@ -434,10 +570,24 @@ impl GraphClient {
         };
         let mut hasher = QuickXorHash::new();
         let mut hashed = 0u64;
-        let mut offset = 0u64;
-        let mut acknowledged = 0u64;
+        // A resumed session already holds the start of the file.
+        let mut offset = next_offset(session, 0).min(size);
+        let mut acknowledged = offset;
+        self.report(offset);
         let mut buf = vec![0u8; FRAGMENT_SIZE as usize];
+        // Fragments that failed in a row even after the transport's retries.
+        let mut failures = 0;
         loop {
+            // The hash covers the whole file: catch up on bytes an earlier run sent.
+            while hashed < offset {
+                let n = (offset - hashed).min(FRAGMENT_SIZE) as usize;
+                file.seek(std::io::SeekFrom::Start(hashed))
+                    .await
+                    .map_err(io("seek"))?;
+                file.read_exact(&mut buf[..n]).await.map_err(io("read"))?;
+                hasher.update(&buf[..n]);
+                hashed += n as u64;
+            }
             let len = (size - offset).min(FRAGMENT_SIZE) as usize;
             file.seek(std::io::SeekFrom::Start(offset))
                 .await
@@ -462,22 +612,28 @@ impl GraphClient {
                 .await;
             match sent {
                 Ok(response) if response.status().as_u16() == 202 => {
+                    failures = 0;
                     let status: UploadSession = json(&session.upload_url, response).await?;
                     offset = next_offset(&status, offset + len as u64);
                     if offset > acknowledged {
                         self.report(offset - acknowledged);
                         acknowledged = offset;
                     }
+                    if offset >= size {
+                        // All bytes are in a `deferCommit` session, waiting for the commit.
+                        return Ok((None, hasher.finish_base64()));
+                    }
                 }
                 Ok(response) => {
                     let item: DriveItem = json(&session.upload_url, response).await?;
                     self.report(size.saturating_sub(acknowledged));
-                    return Ok((item, hasher.finish_base64()));
+                    return Ok((Some(item), hasher.finish_base64()));
                 }
                 Err(e)
-                    if e.status() == Some(416)
-                        || matches!(e, Error::Http { .. } | Error::Throttled { .. }) =>
+                    if failures < MAX_FRAGMENT_FAILURES
+                        && (e.status() == Some(416) || e.is_transient()) =>
                 {
+                    failures += 1;
                     // Ask the session where to go on.
                     let status: UploadSession = self
                         .get_json_pre_authenticated("upload session status", &session.upload_url)
@@ -508,6 +664,10 @@ impl GraphClient {
     }
 }
 
+/// After this many fragments in a row fail (each after the transport's own retries), the
+/// upload gives up; with saved sessions, running it again resumes.
+const MAX_FRAGMENT_FAILURES: u32 = 3;
+
 /// A time as RFC 3339 (`2024-06-01T09:15:31Z`), as Graph writes them.
 fn rfc3339(t: std::time::SystemTime) -> Option<String> {
     time::OffsetDateTime::from(t)
@@ -525,4 +685,37 @@ fn next_offset(status: &UploadSession, fallback: u64) -> u64 {
         .and_then(|r| r.split('-').next())
         .and_then(|s| s.parse().ok())
         .unwrap_or(fallback)
+}
+
+/// An upload sent with `deferCommit`, waiting to become a file.
+#[derive(Debug)]
+pub struct PendingUpload {
+    client: GraphClient,
+    upload_url: String,
+    path: String,
+    sent_hash: String,
+}
+
+impl PendingUpload {
+    /// Makes the file appear at its path; its quickXorHash is checked against the bytes sent.
+    pub async fn commit(self) -> Result<DriveItem> {
+        let response = self
+            .client
+            .inner
+            .transport
+            .send("commit upload session", Auth::PreAuthenticated, |http| {
+                http.post(&self.upload_url).header("content-length", "0")
+            })
+            .await?;
+        let item: DriveItem = json(&self.upload_url, response).await?;
+        match item.quick_xor_hash() {
+            Some(got) if got != self.sent_hash => Err(Error::HashMismatch { path: self.path }),
+            _ => Ok(item),
+        }
+    }
+
+    /// Discards the uploaded bytes.
+    pub async fn cancel(self) -> Result<()> {
+        self.client.cancel_session(&self.upload_url).await
+    }
 }

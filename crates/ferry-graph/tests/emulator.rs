@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+use futures::StreamExt as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -241,6 +242,103 @@ async fn large_uploads_go_through_a_session_and_downloads_resume() {
     let dest = env.local("model.back");
     graph.download_file(&item, &dest).await.unwrap();
     assert_eq!(std::fs::read(&dest).unwrap(), data);
+}
+
+#[tokio::test]
+async fn an_existing_name_fails_is_replaced_or_renamed_as_asked() {
+    let env = start(|_| {}).await;
+    let graph = env.app_client();
+    for (name, size) in [("small.csv", 10usize), ("big.bin", 5 * 1024 * 1024)] {
+        let src = env.local(name);
+        std::fs::write(&src, pattern(size, 1)).unwrap();
+        let first = graph.upload_file(&src, name, Conflict::Fail).await.unwrap();
+        let err = graph
+            .upload_file(&src, name, Conflict::Fail)
+            .await
+            .unwrap_err();
+        assert_eq!(err.graph_code(), Some("nameAlreadyExists"), "{name}: {err}");
+        let renamed = graph
+            .upload_file(&src, name, Conflict::Rename)
+            .await
+            .unwrap();
+        assert_ne!(renamed.id, first.id);
+        assert_ne!(renamed.name, name, "{name}: a new name beside the old one");
+        let replaced = graph
+            .upload_file(&src, name, Conflict::Replace)
+            .await
+            .unwrap();
+        assert_eq!(replaced.id, first.id, "{name}: replaced in place");
+    }
+}
+
+#[tokio::test]
+async fn a_deferred_upload_appears_only_when_committed() {
+    let env = start(|_| {}).await;
+    let graph = env.app_client();
+    let data = pattern(11 * 1024 * 1024, 4);
+    let src = env.local("staged.bin");
+    std::fs::write(&src, &data).unwrap();
+    graph.create_folders("staging").await.unwrap();
+    let pending = graph
+        .upload_file_deferred(&src, "staging/staged.bin", Conflict::Fail)
+        .await
+        .unwrap();
+    let missing = graph.item_by_path("staging/staged.bin").await.unwrap_err();
+    assert_eq!(missing.graph_code(), Some("itemNotFound"));
+    let item = pending.commit().await.unwrap();
+    assert_eq!(item.size, Some(data.len() as u64));
+    assert_eq!(
+        item.quick_xor_hash().unwrap(),
+        ferry_graph::quick_xor_hash(&data)
+    );
+    // A cancelled one never appears.
+    let pending = graph
+        .upload_file_deferred(&src, "staging/other.bin", Conflict::Fail)
+        .await
+        .unwrap();
+    pending.cancel().await.unwrap();
+    let missing = graph.item_by_path("staging/other.bin").await.unwrap_err();
+    assert_eq!(missing.graph_code(), Some("itemNotFound"));
+}
+
+#[tokio::test]
+async fn a_range_answered_with_the_whole_file_still_gives_the_range() {
+    let env = start(|_| {}).await;
+    let graph = env.app_client();
+    let data = pattern(6 * 1024 * 1024 + 7, 5);
+    let src = env.local("ranged.bin");
+    std::fs::write(&src, &data).unwrap();
+    let item = graph
+        .upload_file(&src, "ranged.bin", Conflict::Replace)
+        .await
+        .unwrap();
+    env.emu.faults().update(|f| f.ignore_range_next = 1);
+    let got: Vec<u8> = graph
+        .download_range(&item.id, Some(1_000_000..1_000_100))
+        .await
+        .unwrap()
+        .map(|chunk| chunk.unwrap().to_vec())
+        .concat()
+        .await;
+    assert_eq!(got, &data[1_000_000..1_000_100]);
+    assert_eq!(
+        env.emu.faults().get().ignore_range_next,
+        0,
+        "the 200 was sent"
+    );
+    // A download cut halfway whose resume request gets the whole file back.
+    env.emu.faults().update(|f| {
+        f.drop_downloads_next = 1;
+        f.ignore_range_next = 1;
+    });
+    let dest = env.local("ranged.back");
+    graph.download_file(&item, &dest).await.unwrap();
+    assert_eq!(std::fs::read(&dest).unwrap(), data);
+    let faults = env.emu.faults().get();
+    assert_eq!(
+        (faults.drop_downloads_next, faults.ignore_range_next),
+        (0, 0)
+    );
 }
 
 #[tokio::test]

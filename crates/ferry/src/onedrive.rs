@@ -112,6 +112,9 @@ pub fn graph_config(file: &File) -> anyhow::Result<GraphConfig> {
             None => state_dir()?.join("graph-token-cache.json"),
         },
     );
+    // Interrupted large uploads resume when run again (the records hold pre-authenticated
+    // upload URLs: 0600, like the token cache).
+    config.upload_sessions = Some(state_dir()?.join("upload-sessions"));
     Ok(config)
 }
 

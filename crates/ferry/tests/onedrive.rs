@@ -217,3 +217,135 @@ async fn device_code_login_approved_with_the_emulator_command() {
     let me: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(me["username"].as_str().unwrap().contains('@'), "{me}");
 }
+
+/// 1 GiB whose every MiB differs, written without holding it in memory.
+fn write_big_file(path: &std::path::Path, mib: usize) {
+    use std::io::Write as _;
+    let mut block: Vec<u8> = (0..1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    for i in 0..mib {
+        block[..8].copy_from_slice(&(i as u64).to_le_bytes());
+        out.write_all(&block).unwrap();
+    }
+    out.flush().unwrap();
+}
+
+/// Bytes the emulator holds for unfinished upload sessions.
+fn session_bytes(emu: &Emulator) -> u64 {
+    let tmp = emu.root().join(".ferry-emulator").join("tmp");
+    std::fs::read_dir(tmp)
+        .map(|dir| {
+            dir.flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with("session-"))
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// Runs a command to the end; returns its status, stderr and peak RSS in MiB (VmHWM, read
+/// until it exits).
+async fn run_measured(mut cmd: tokio::process::Command) -> (std::process::ExitStatus, String, f64) {
+    let stderr = tempfile::NamedTempFile::new().unwrap();
+    let mut child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(stderr.reopen().unwrap())
+        .spawn()
+        .unwrap();
+    let status_file = format!("/proc/{}/status", child.id().unwrap());
+    let mut peak_kib = 0u64;
+    let status = loop {
+        if let Ok(text) = std::fs::read_to_string(&status_file)
+            && let Some(line) = text.lines().find(|l| l.starts_with("VmHWM:"))
+        {
+            let kib = line.split_whitespace().nth(1).and_then(|n| n.parse().ok());
+            peak_kib = peak_kib.max(kib.unwrap_or(0));
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let log = std::fs::read_to_string(stderr.path()).unwrap();
+    (status, log, peak_kib as f64 / 1024.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_one_gigabyte_upload_killed_at_sixty_percent_resumes_and_arrives_intact() {
+    const MIB: u64 = 1024 * 1024;
+    let env = start().await;
+    let src = env.dir.path().join("checkpoint.bin");
+    write_big_file(&src, 1024);
+    let size = 1024 * MIB;
+    let args = [
+        "put",
+        src.to_str().unwrap(),
+        "model-checkpoints/checkpoint.bin",
+    ];
+
+    // First run: killed once the emulator holds 60% of the file.
+    let mut first = env.command(true, &args).kill_on_drop(true).spawn().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    while session_bytes(&env.emu) < size * 6 / 10 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "upload did not reach 60%"
+        );
+        assert!(first.try_wait().unwrap().is_none(), "upload ended early");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    first.kill().await.unwrap();
+    let records: Vec<_> = std::fs::read_dir(env.dir.path().join("state/upload-sessions"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(records.len(), 1, "the session was saved for a later run");
+    let mode = records[0].metadata().unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the record holds a pre-authenticated URL");
+
+    // Second run: resumes from the session, sends only the rest, in bounded memory.
+    let mut cmd = env.command(true, &args);
+    cmd.env("FERRY_LOG", "info");
+    let (status, log, rss_mib) = run_measured(cmd).await;
+    assert!(status.success(), "{log}");
+    let resumed_at = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["message"].as_str().unwrap_or("").contains("resuming"))
+        .and_then(|v| v["offset"].as_u64())
+        .unwrap_or_else(|| panic!("no resume in the log:\n{log}"));
+    eprintln!("second run: resumed at byte {resumed_at}, peak RSS {rss_mib:.1} MiB");
+    // Everything but the fragment in flight when the first run died was kept.
+    let fragment = 10 * MIB;
+    assert!(
+        resumed_at >= size * 6 / 10 - fragment,
+        "resumed at {resumed_at}"
+    );
+    assert!(rss_mib < 100.0, "peak RSS {rss_mib:.1} MiB");
+    assert!(
+        std::fs::read_dir(env.dir.path().join("state/upload-sessions"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "the record is removed once the upload is complete"
+    );
+
+    // The drive holds exactly the file (the client also checked the quickXorHash).
+    let drive = env.emu.drive_folder(&env.emu.drive_ids()[0]).unwrap();
+    let got = drive.join("model-checkpoints/checkpoint.bin");
+    assert_eq!(std::fs::metadata(&got).unwrap().len(), size);
+    let (mut a, mut b) = (
+        std::fs::File::open(&src).unwrap(),
+        std::fs::File::open(&got).unwrap(),
+    );
+    let (mut x, mut y) = (vec![0u8; 8 * MIB as usize], vec![0u8; 8 * MIB as usize]);
+    use std::io::Read as _;
+    for _ in 0..size / (8 * MIB) {
+        a.read_exact(&mut x).unwrap();
+        b.read_exact(&mut y).unwrap();
+        assert!(x == y, "the uploaded bytes differ");
+    }
+}

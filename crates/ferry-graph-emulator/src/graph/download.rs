@@ -122,10 +122,14 @@ pub async fn serve(
         .await
         .map_err(|_| GraphError::item_not_found())?;
     let size = file.metadata().await.map(|m| m.len()).unwrap_or(size);
-    let range = parse_range(
+    let mut range = parse_range(
         headers.get(header::RANGE).and_then(|v| v.to_str().ok()),
         size,
     );
+    if matches!(range, Range::Part(..)) && shared.faults.take_ignore_range() {
+        tracing::debug!(%name, "injected fault: ignoring the Range header");
+        range = Range::Whole;
+    }
     let (status, start, len) = match range {
         Range::Whole => (StatusCode::OK, 0, size),
         Range::Part(a, b) => (StatusCode::PARTIAL_CONTENT, a, b - a + 1),

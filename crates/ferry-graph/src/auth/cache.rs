@@ -5,8 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
@@ -95,23 +94,8 @@ impl TokenCache {
     }
 
     fn store(&self, cache: &CacheFile) -> Result<()> {
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        fs::create_dir_all(dir).map_err(io_err("create", dir))?;
-        let tmp = self
-            .path
-            .with_extension(format!("tmp-{}", std::process::id()));
         let body = serde_json::to_vec_pretty(cache).map_err(|e| Error::protocol(e.to_string()))?;
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(io_err("write token cache", &tmp))?;
-        file.write_all(&body)
-            .and_then(|()| file.sync_all())
-            .map_err(io_err("write token cache", &tmp))?;
-        fs::rename(&tmp, &self.path).map_err(io_err("replace token cache", &self.path))
+        crate::private::write(&self.path, &body).map_err(io_err("write token cache", &self.path))
     }
 
     /// The refresh token of this client, and the account it belongs to.
