@@ -272,6 +272,71 @@ async fn an_existing_name_fails_is_replaced_or_renamed_as_asked() {
 }
 
 #[tokio::test]
+async fn every_drive_selector_and_drive_type_works_the_same() {
+    use ferry_graph_emulator::{DriveConfig, DriveType};
+    let drive = |id: &str, site: Option<&str>, drive_type| DriveConfig {
+        id: Some(id.into()),
+        owner: None,
+        site: site.map(Into::into),
+        drive_type: Some(drive_type),
+        folder: None,
+        quota_total: None,
+    };
+    let env = start(|c| {
+        c.drives
+            .push(drive("b!personal0001", None, DriveType::Personal));
+        c.drives.push(drive(
+            "b!library0001",
+            Some("contoso.sharepoint.com,site-1,web-1"),
+            DriveType::DocumentLibrary,
+        ));
+    })
+    .await;
+    let cases = [
+        (DriveSelector::User(USER.into()), "business"),
+        (DriveSelector::Id("b!personal0001".into()), "personal"),
+        (
+            DriveSelector::parse("site:contoso.sharepoint.com,site-1,web-1"),
+            "documentLibrary",
+        ),
+    ];
+    let src = env.local("row.csv");
+    std::fs::write(&src, b"a,b\n1,2\n").unwrap();
+    for (selector, drive_type) in cases {
+        let mut config = env.config();
+        config.drive = selector.clone();
+        let graph = GraphClient::new(&config).unwrap();
+        let drive = graph.drive().await.unwrap();
+        assert_eq!(
+            drive.drive_type.as_deref(),
+            Some(drive_type),
+            "{selector:?}"
+        );
+        let start = graph.delta(None).await.unwrap();
+        let item = graph
+            .upload_file(&src, "datasets/demo/v1/row.csv", Conflict::Replace)
+            .await
+            .unwrap();
+        assert_eq!(item.size, Some(8), "{selector:?}");
+        let listed = graph
+            .children(&graph.item_by_path("datasets/demo/v1").await.unwrap().id)
+            .await
+            .unwrap();
+        assert_eq!(listed.len(), 1, "{selector:?}");
+        // Following a subfolder works by filtering the root delta, on every drive type.
+        let mut tree = DeltaTree::new();
+        tree.apply(&start.items);
+        let delta = graph.delta(Some(&start.delta_link)).await.unwrap();
+        let changes = ferry_graph::scoped(tree.apply(&delta.items), "datasets/demo");
+        let paths: Vec<String> = changes.iter().map(|c| format!("{c:?}")).collect();
+        assert!(
+            paths.iter().any(|p| p.contains("v1/row.csv")),
+            "{selector:?}: {paths:?}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_deferred_upload_appears_only_when_committed() {
     let env = start(|_| {}).await;
     let graph = env.app_client();
