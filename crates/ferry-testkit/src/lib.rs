@@ -3,6 +3,7 @@
 
 mod gateway;
 pub mod graph;
+pub mod pg;
 mod process;
 
 pub use gateway::{Gateway, GatewayBuilder, wait_for_endpoint};

@@ -31,6 +31,8 @@ pub enum Command {
     Onedrive(crate::onedrive::OnedriveArgs),
     /// Run the local Microsoft identity + Graph (OneDrive) emulator.
     Emulator(crate::emulator::EmulatorArgs),
+    /// The database: the managed local cluster, migrations, psql.
+    Db(crate::db::DbArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -98,5 +100,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Quickstart(args) => crate::quickstart::run(args.s3, &file).await,
         Command::Onedrive(args) => crate::onedrive::run(args, &file).await,
         Command::Emulator(args) => crate::emulator::run(args).await,
+        Command::Db(args) => crate::db::run(args).await,
     }
 }

@@ -188,11 +188,15 @@ fn parse_addr(text: &str) -> anyhow::Result<SocketAddr> {
     })
 }
 
-/// ferry's own state: `FERRY_STATE_DIR`, else `$XDG_DATA_HOME/ferry`, else
-/// `~/.local/share/ferry`.
+/// ferry's own state: `FERRY_STATE_DIR`; else `/var/lib/ferry` for root (the managed
+/// Postgres runs as another user, who cannot enter `/root`); else `$XDG_DATA_HOME/ferry`,
+/// else `~/.local/share/ferry`.
 pub fn state_dir() -> anyhow::Result<PathBuf> {
     if let Ok(dir) = std::env::var("FERRY_STATE_DIR") {
         return Ok(dir.into());
+    }
+    if rustix::process::getuid().is_root() {
+        return Ok(PathBuf::from("/var/lib/ferry"));
     }
     if let Ok(dir) = std::env::var("XDG_DATA_HOME") {
         return Ok(Path::new(&dir).join("ferry"));

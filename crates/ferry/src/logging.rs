@@ -7,7 +7,8 @@ pub fn init(terminal: bool) {
     let filter = std::env::var("FERRY_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
         // s3s logs every refused request as an error; our access log already has them.
-        .unwrap_or_else(|_| "info,s3s=off".into());
+        // tokio-postgres logs the server's NOTICEs at info.
+        .unwrap_or_else(|_| "info,s3s=off,tokio_postgres=warn".into());
     let filter = EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new("info"));
     let json = match std::env::var("FERRY_LOG_FORMAT").as_deref() {
         Ok("json") => true,
