@@ -36,8 +36,9 @@ CREATE TABLE ferry.etl_runs (
 );
 CREATE INDEX etl_runs_source_started ON ferry.etl_runs (source, started_at DESC);
 
--- One row per version of a file the sync handled: loaded, failed, deleted or renamed.
--- (source, item_id, etag) is unique, so a version is loaded once.
+-- One row per version of a file the sync handled (loaded, failed or skipped), and one per
+-- rename or deletion it saw. A version is loaded once into a table: (source, item_id, etag,
+-- target_table) is unique among loaded, failed and skipped rows.
 CREATE TABLE ferry.onedrive_ingest (
     id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     run_id          bigint NOT NULL REFERENCES ferry.etl_runs (id),
@@ -55,12 +56,15 @@ CREATE TABLE ferry.onedrive_ingest (
     rows_loaded     bigint NOT NULL DEFAULT 0,
     rows_rejected   bigint NOT NULL DEFAULT 0,
     target_table    text,
-    status          text NOT NULL CHECK (status IN ('loaded', 'failed', 'deleted', 'renamed')),
+    status          text NOT NULL
+                    CHECK (status IN ('loaded', 'failed', 'skipped', 'deleted', 'renamed')),
     error           text,
-    recorded_at     timestamptz NOT NULL DEFAULT now(),
-    UNIQUE (source, item_id, etag)
+    recorded_at     timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX onedrive_ingest_path ON ferry.onedrive_ingest (source, path);
+CREATE UNIQUE INDEX onedrive_ingest_version
+    ON ferry.onedrive_ingest (source, item_id, etag, coalesce(target_table, ''))
+    WHERE status IN ('loaded', 'failed', 'skipped');
+CREATE INDEX onedrive_ingest_item ON ferry.onedrive_ingest (source, item_id, id DESC);
 
 -- Rows a loader could not take, with where they came from and why.
 CREATE TABLE ferry.etl_rejects (

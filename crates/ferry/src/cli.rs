@@ -33,6 +33,8 @@ pub enum Command {
     Emulator(crate::emulator::EmulatorArgs),
     /// The database: the managed local cluster, migrations, psql.
     Db(crate::db::DbArgs),
+    /// Load new and changed dataset files into Postgres (one run).
+    Sync(crate::sync::SyncArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -101,5 +103,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Onedrive(args) => crate::onedrive::run(args, &file).await,
         Command::Emulator(args) => crate::emulator::run(args).await,
         Command::Db(args) => crate::db::run(args).await,
+        Command::Sync(args) => crate::sync::run(args).await,
     }
 }

@@ -51,6 +51,17 @@ pub async fn settings() -> anyhow::Result<Settings> {
     Ok(Settings::from_config(cluster.config(port)?))
 }
 
+/// Connects to the database and brings its schema up to date.
+pub async fn connect_migrated() -> anyhow::Result<tokio_postgres::Client> {
+    let settings = settings().await?;
+    let mut client = settings
+        .connect()
+        .await
+        .context("cannot connect to the database")?;
+    ferry_pg::migrate(&mut client).await?;
+    Ok(client)
+}
+
 pub async fn run(args: DbArgs) -> anyhow::Result<()> {
     let cluster = cluster()?;
     match args.command {
@@ -95,8 +106,8 @@ pub async fn run(args: DbArgs) -> anyhow::Result<()> {
             _ => anyhow::bail!("the managed cluster is not running; run `ferry db start`"),
         },
         DbCommand::Migrate => {
-            let settings = settings().await?;
-            let mut client = settings
+            let mut client = settings()
+                .await?
                 .connect()
                 .await
                 .context("cannot connect to the database")?;

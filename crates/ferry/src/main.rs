@@ -8,6 +8,7 @@ mod logging;
 mod onedrive;
 mod quickstart;
 mod serve;
+mod sync;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;

@@ -1,5 +1,7 @@
-//! `ferry quickstart`: the embedded default. Serves a local folder (in ferry's state dir
-//! unless `--root` says otherwise) with a sample bucket and object, and prints how to reach it.
+//! `ferry quickstart`: the embedded default. Puts a sample dataset in a local folder (in
+//! ferry's state dir unless `--root` says otherwise), syncs it into Postgres (the managed
+//! cluster unless a database is configured), serves the folder as S3 and prints how to
+//! reach both.
 
 use std::fs;
 use std::io::Write;
@@ -29,6 +31,7 @@ pub async fn run(mut args: S3Args, file: &File) -> anyhow::Result<()> {
     }
     let settings = S3Settings::resolve(args, file)?;
     seed(&settings.root).await?;
+    let loaded = load(&settings.root, &state).await?;
     let access_key = settings
         .keys
         .first()
@@ -52,8 +55,35 @@ pub async fn run(mut args: S3Args, file: &File) -> anyhow::Result<()> {
     let root = settings.root.clone();
     crate::serve::run(settings, move |addr| {
         print_banner(&root, addr, &access_key, &secret_where, &secret_shell);
+        println!("{loaded}");
     })
     .await
+}
+
+/// Syncs the folder's datasets into the database; returns what to tell the user.
+async fn load(root: &Path, state: &Path) -> anyhow::Result<String> {
+    let mut client = crate::db::connect_migrated().await?;
+    let options = ferry_etl::Options {
+        manifest_dir: Some(state.join("staging").join("manifests")),
+        ..ferry_etl::Options::default()
+    };
+    let report =
+        ferry_etl::sync_local(&mut client, &ferry_etl::LocalSource::new(root), &options).await?;
+    let table = report
+        .files
+        .iter()
+        .find_map(|f| f.target_table.clone())
+        .unwrap_or_default();
+    let (schema, name) = table.split_once('.').unwrap_or(("ai_raw_csv", &table));
+    Ok(format!(
+        "Synced into Postgres (run {}: {} file(s) loaded, {} row(s)); the datasets are tables:\n\
+         \n\
+         ferry db psql -c 'SELECT * FROM {schema}.\"{name}\"'\n\
+         ferry db psql -c 'SELECT id, status, files_loaded, rows_loaded FROM ferry.etl_runs'\n\
+         \n\
+         Postgres keeps running after Ctrl-C; `ferry db stop` stops it.\n",
+        report.run_id, report.files_loaded, report.rows_loaded
+    ))
 }
 
 /// Creates a credentials file with a random key pair unless one exists; returns its path.
@@ -117,7 +147,7 @@ fn print_banner(
          python3 -c \"import boto3; s3 = boto3.client('s3', endpoint_url='{endpoint}'); \
          print(s3.get_object(Bucket='{SAMPLE_BUCKET}', Key='{SAMPLE_KEY}')['Body'].read().decode())\"\n\
          \n\
-         Press Ctrl-C to stop.\n",
+         Press Ctrl-C to stop the gateway.\n",
         root = root.display(),
     );
 }

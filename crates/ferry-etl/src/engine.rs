@@ -1,0 +1,703 @@
+//! One sync run: lock the source, list what changed, load each new file version in its own
+//! transaction, record renames and deletions, then advance the cursor and close the run.
+//!
+//! Exactly once: a file version's rows and its `onedrive_ingest` row commit together, and
+//! (source, item, version, table) is unique there, so a crash at any point leaves each
+//! version either fully loaded and recorded, or not at all; the next run loads what is
+//! missing and nothing twice. The cursor is advanced last, with the run's record.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::csv::{Column, Reject};
+use crate::dataset::{self, Compression, Format, Kind, Placement};
+use crate::error::{Error, Result};
+use crate::load::{Limits, Loaded, Table};
+use crate::source::SourceFile;
+use crate::source::local::LocalSource;
+
+/// What started the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Trigger {
+    Manual,
+    Schedule,
+    Queue,
+}
+
+impl Trigger {
+    fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Manual => "manual",
+            Trigger::Schedule => "schedule",
+            Trigger::Queue => "queue",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Only this dataset (all when None).
+    pub dataset: Option<String>,
+    pub trigger: Trigger,
+    pub limits: Limits,
+    /// Where the run's manifest is written (besides Postgres), if anywhere.
+    pub manifest_dir: Option<PathBuf>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            dataset: None,
+            trigger: Trigger::Manual,
+            limits: Limits::default(),
+            manifest_dir: None,
+        }
+    }
+}
+
+/// What happened to one file in a run. Serialized as one entry of the manifest.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileReport {
+    pub item_id: String,
+    pub path: String,
+    pub dataset: Option<String>,
+    pub version: Option<String>,
+    pub etag: String,
+    pub size: u64,
+    pub quick_xor_hash: Option<String>,
+    pub sha256: Option<String>,
+    pub format: Option<Format>,
+    pub schema: Vec<Column>,
+    pub rows_loaded: u64,
+    pub rows_rejected: u64,
+    pub target_table: Option<String>,
+    /// `loaded`, `failed`, `skipped`, `renamed` or `deleted`.
+    pub status: &'static str,
+    pub error: Option<String>,
+}
+
+/// The run as recorded in `ferry.etl_runs`, and the manifest's body.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub manifest_version: u32,
+    pub run_id: i64,
+    pub source: String,
+    pub trigger: Trigger,
+    pub status: &'static str,
+    pub cursor_before: Option<String>,
+    pub cursor_after: String,
+    pub files_seen: u32,
+    pub files_loaded: u32,
+    pub files_skipped: u32,
+    pub files_failed: u32,
+    pub rows_loaded: u64,
+    pub rows_rejected: u64,
+    pub bytes: u64,
+    pub duration_ms: u64,
+    pub files: Vec<FileReport>,
+}
+
+/// The latest record of an item.
+#[derive(Debug)]
+struct Known {
+    path: String,
+    etag: String,
+    status: String,
+    target_table: Option<String>,
+}
+
+/// Runs one sync of a local folder.
+pub async fn sync_local(
+    client: &mut tokio_postgres::Client,
+    source: &LocalSource,
+    options: &Options,
+) -> Result<Report> {
+    let name = source.name();
+    let lock = lock_key(&name);
+    let locked: bool = client
+        .query_one("SELECT pg_try_advisory_lock($1)", &[&lock])
+        .await?
+        .get(0);
+    if !locked {
+        return Err(Error::Busy { name });
+    }
+    let result = run(client, source, &name, options).await;
+    let _ = client
+        .execute("SELECT pg_advisory_unlock($1)", &[&lock])
+        .await;
+    result
+}
+
+async fn run(
+    client: &mut tokio_postgres::Client,
+    source: &LocalSource,
+    name: &str,
+    options: &Options,
+) -> Result<Report> {
+    let started = Instant::now();
+    // Runs still marked running were cut short (we hold the source's lock now).
+    client
+        .execute(
+            "UPDATE ferry.etl_runs SET status = 'failed', finished_at = now(),
+                 error = 'interrupted: the process stopped before the run finished'
+             WHERE source = $1 AND status = 'running'",
+            &[&name],
+        )
+        .await?;
+    let run_id: i64 = client
+        .query_one(
+            "INSERT INTO ferry.etl_runs (source, trigger) VALUES ($1, $2) RETURNING id",
+            &[&name, &options.trigger.as_str()],
+        )
+        .await?
+        .get(0);
+    let outcome = run_files(client, source, name, options, run_id).await;
+    let mut report = match outcome {
+        Ok(report) => report,
+        Err(e) => {
+            let _ = client
+                .execute(
+                    "UPDATE ferry.etl_runs SET status = 'failed', finished_at = now(),
+                         duration_ms = $2, error = $3 WHERE id = $1",
+                    &[
+                        &run_id,
+                        &(started.elapsed().as_millis() as i64),
+                        &e.to_string(),
+                    ],
+                )
+                .await;
+            return Err(e);
+        }
+    };
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    finish(client, &report).await?;
+    if let Some(dir) = &options.manifest_dir {
+        write_manifest(dir, &report);
+    }
+    Ok(report)
+}
+
+async fn run_files(
+    client: &mut tokio_postgres::Client,
+    source: &LocalSource,
+    name: &str,
+    options: &Options,
+    run_id: i64,
+) -> Result<Report> {
+    let cursor_before: Option<String> = client
+        .query_opt(
+            "SELECT cursor FROM ferry.sync_cursors WHERE source = $1",
+            &[&name],
+        )
+        .await?
+        .map(|r| r.get(0));
+    let listing = {
+        let source = source.clone();
+        tokio::task::spawn_blocking(move || source.changes(dataset::DATASETS))
+            .await
+            .map_err(|e| Error::File(e.to_string()))?
+            .map_err(Error::io("list", dataset::DATASETS))?
+    };
+    let mut known = known_items(client, name).await?;
+    let mut report = Report {
+        manifest_version: 1,
+        run_id,
+        source: name.to_owned(),
+        trigger: options.trigger,
+        status: "running",
+        cursor_before,
+        cursor_after: listing.cursor.clone(),
+        files_seen: 0,
+        files_loaded: 0,
+        files_skipped: 0,
+        files_failed: 0,
+        rows_loaded: 0,
+        rows_rejected: 0,
+        bytes: 0,
+        duration_ms: 0,
+        files: Vec::new(),
+    };
+    let wanted = |placement_dataset: &str| {
+        options
+            .dataset
+            .as_deref()
+            .is_none_or(|d| d == placement_dataset)
+    };
+    for file in &listing.files {
+        let placement = match dataset::classify(&file.path) {
+            Kind::Data(p) if wanted(&p.dataset) => p,
+            Kind::Unsupported { dataset, version } if wanted(&dataset) => {
+                report.files_seen += 1;
+                report.files_skipped += 1;
+                report.files.push(skipped(
+                    file,
+                    Some(dataset),
+                    Some(version),
+                    None,
+                    "ferry does not read this format",
+                ));
+                known.remove(&file.item_id);
+                continue;
+            }
+            _ => continue,
+        };
+        report.files_seen += 1;
+        let table = Table {
+            schema: placement.format.schema().to_owned(),
+            name: dataset::table_name(&placement.dataset, &placement.version),
+        };
+        let previous = known.remove(&file.item_id);
+        if let Some(prev) = &previous
+            && prev.etag == file.etag
+            && prev.status != "deleted"
+            && prev.target_table.as_deref() == Some(&table.to_string())
+        {
+            if prev.path != file.path {
+                record_rename(client, run_id, name, file, &placement, &table).await?;
+                report.files.push(FileReport {
+                    status: "renamed",
+                    ..entry(file, &placement, &table)
+                });
+            }
+            continue;
+        }
+        if !matches!(placement.format, Format::Csv | Format::Tsv)
+            || placement.compression != Compression::None
+        {
+            report.files_skipped += 1;
+            report.files.push(skipped(
+                file,
+                Some(placement.dataset.clone()),
+                Some(placement.version.clone()),
+                Some(placement.format),
+                "this format is not loaded yet",
+            ));
+            continue;
+        }
+        let fetched = source.fetch(file);
+        let result = load_one(
+            client,
+            run_id,
+            name,
+            source,
+            file,
+            &placement,
+            &table,
+            &fetched.path,
+            options.limits,
+        )
+        .await;
+        let mut e = entry(file, &placement, &table);
+        match result {
+            Ok(loaded) => {
+                report.files_loaded += 1;
+                report.rows_loaded += loaded.rows;
+                report.rows_rejected += loaded.rejected;
+                report.bytes += loaded.bytes;
+                e.rows_loaded = loaded.rows;
+                e.rows_rejected = loaded.rejected;
+                e.sha256 = Some(loaded.sha256);
+                e.schema = loaded.columns;
+                e.status = "loaded";
+            }
+            Err(Error::ChangedDuringLoad) => {
+                report.files_skipped += 1;
+                e.status = "skipped";
+                e.error = Some(Error::ChangedDuringLoad.to_string());
+            }
+            Err(
+                err @ (Error::File(_)
+                | Error::SchemaMismatch { .. }
+                | Error::RejectRate { .. }
+                | Error::Io { .. }),
+            ) => {
+                tracing::warn!(path = %file.path, error = %err, "file failed");
+                let loaded = match &err {
+                    Error::RejectRate { loaded, .. } => Some(loaded.as_ref().clone()),
+                    _ => None,
+                };
+                record_failure(
+                    client,
+                    run_id,
+                    name,
+                    file,
+                    &placement,
+                    &table,
+                    &err,
+                    loaded.as_ref(),
+                )
+                .await?;
+                report.files_failed += 1;
+                e.status = "failed";
+                e.error = Some(err.to_string());
+                if let Some(loaded) = loaded {
+                    e.rows_rejected = loaded.rejected;
+                    e.schema = loaded.columns;
+                }
+            }
+            Err(other) => return Err(other),
+        }
+        report.files.push(e);
+    }
+    // What the database knows and the listing no longer has is gone from the source.
+    if listing.complete {
+        for (item_id, prev) in known {
+            if prev.status == "deleted" {
+                continue;
+            }
+            let in_scope = match dataset::classify(&prev.path) {
+                Kind::Data(p) => wanted(&p.dataset),
+                _ => false,
+            };
+            if !in_scope {
+                continue;
+            }
+            client
+                .execute(
+                    "INSERT INTO ferry.onedrive_ingest
+                         (run_id, source, item_id, path, etag, target_table, status)
+                     VALUES ($1, $2, $3, $4, $5, $6, 'deleted')",
+                    &[
+                        &run_id,
+                        &name,
+                        &item_id,
+                        &prev.path,
+                        &prev.etag,
+                        &prev.target_table,
+                    ],
+                )
+                .await?;
+            report.files.push(FileReport {
+                item_id,
+                path: prev.path,
+                dataset: None,
+                version: None,
+                etag: prev.etag,
+                size: 0,
+                quick_xor_hash: None,
+                sha256: None,
+                format: None,
+                schema: Vec::new(),
+                rows_loaded: 0,
+                rows_rejected: 0,
+                target_table: prev.target_table,
+                status: "deleted",
+                error: None,
+            });
+        }
+    }
+    report.status = if report.files_failed == 0 {
+        "succeeded"
+    } else if report.files_loaded > 0 {
+        "partial"
+    } else {
+        "failed"
+    };
+    Ok(report)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn load_one(
+    client: &mut tokio_postgres::Client,
+    run_id: i64,
+    source_name: &str,
+    source: &LocalSource,
+    file: &SourceFile,
+    placement: &Placement,
+    table: &Table,
+    path: &std::path::Path,
+    limits: Limits,
+) -> Result<Loaded> {
+    let tx = client.transaction().await?;
+    let loaded =
+        crate::load::load_csv(&tx, table, path, placement.format, &file.item_id, limits).await?;
+    if !source.unchanged(file) {
+        return Err(Error::ChangedDuringLoad);
+    }
+    let schema = serde_json::to_value(&loaded.columns).unwrap_or_default();
+    tx.execute(
+        "INSERT INTO ferry.onedrive_ingest
+                 (run_id, source, item_id, path, dataset, version, etag, size, quick_xor_hash,
+                  sha256, format, detected_schema, rows_loaded, rows_rejected, target_table, status)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 'loaded')",
+        &[
+            &run_id,
+            &source_name,
+            &file.item_id,
+            &file.path,
+            &placement.dataset,
+            &placement.version,
+            &file.etag,
+            &(file.size as i64),
+            &file.quick_xor_hash,
+            &loaded.sha256,
+            &format_name(placement.format),
+            &schema,
+            &(loaded.rows as i64),
+            &(loaded.rejected as i64),
+            &table.to_string(),
+        ],
+    )
+    .await?;
+    store_rejects(&tx, run_id, source_name, file, &loaded.rejects).await?;
+    tx.commit().await?;
+    Ok(loaded)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn record_failure(
+    client: &mut tokio_postgres::Client,
+    run_id: i64,
+    source_name: &str,
+    file: &SourceFile,
+    placement: &Placement,
+    table: &Table,
+    error: &Error,
+    loaded: Option<&Loaded>,
+) -> Result<()> {
+    let tx = client.transaction().await?;
+    tx.execute(
+        "INSERT INTO ferry.onedrive_ingest
+             (run_id, source, item_id, path, dataset, version, etag, size, quick_xor_hash,
+              format, rows_rejected, target_table, status, error)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'failed', $13)
+         ON CONFLICT DO NOTHING",
+        &[
+            &run_id,
+            &source_name,
+            &file.item_id,
+            &file.path,
+            &placement.dataset,
+            &placement.version,
+            &file.etag,
+            &(file.size as i64),
+            &file.quick_xor_hash,
+            &format_name(placement.format),
+            &(loaded.map_or(0, |l| l.rejected) as i64),
+            &table.to_string(),
+            &error.to_string(),
+        ],
+    )
+    .await?;
+    if let Some(loaded) = loaded {
+        let first = &loaded.rejects[..loaded.rejects.len().min(100)];
+        store_rejects(&tx, run_id, source_name, file, first).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn record_rename(
+    client: &mut tokio_postgres::Client,
+    run_id: i64,
+    source_name: &str,
+    file: &SourceFile,
+    placement: &Placement,
+    table: &Table,
+) -> Result<()> {
+    client
+        .execute(
+            "INSERT INTO ferry.onedrive_ingest
+                 (run_id, source, item_id, path, dataset, version, etag, size, format,
+                  target_table, status)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'renamed')",
+            &[
+                &run_id,
+                &source_name,
+                &file.item_id,
+                &file.path,
+                &placement.dataset,
+                &placement.version,
+                &file.etag,
+                &(file.size as i64),
+                &format_name(placement.format),
+                &table.to_string(),
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+async fn store_rejects(
+    tx: &tokio_postgres::Transaction<'_>,
+    run_id: i64,
+    source_name: &str,
+    file: &SourceFile,
+    rejects: &[Reject],
+) -> Result<()> {
+    if rejects.is_empty() {
+        return Ok(());
+    }
+    let lines: Vec<i64> = rejects.iter().map(|r| r.line as i64).collect();
+    // Postgres text cannot hold NUL.
+    let raw: Vec<String> = rejects
+        .iter()
+        .map(|r| r.raw.replace('\0', "\u{FFFD}"))
+        .collect();
+    let reasons: Vec<String> = rejects
+        .iter()
+        .map(|r| r.reason.replace('\0', "\u{FFFD}"))
+        .collect();
+    tx.execute(
+        "INSERT INTO ferry.etl_rejects (run_id, source, item_id, path, line, raw, reason)
+         SELECT $1, $2, $3, $4, line, raw, reason
+         FROM unnest($5::bigint[], $6::text[], $7::text[]) AS r(line, raw, reason)",
+        &[
+            &run_id,
+            &source_name,
+            &file.item_id,
+            &file.path,
+            &lines,
+            &raw,
+            &reasons,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn known_items(
+    client: &tokio_postgres::Client,
+    source_name: &str,
+) -> Result<HashMap<String, Known>> {
+    let rows = client
+        .query(
+            "SELECT DISTINCT ON (item_id) item_id, path, etag, status, target_table
+             FROM ferry.onedrive_ingest WHERE source = $1
+             ORDER BY item_id, id DESC",
+            &[&source_name],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            (
+                r.get(0),
+                Known {
+                    path: r.get(1),
+                    etag: r.get(2),
+                    status: r.get(3),
+                    target_table: r.get(4),
+                },
+            )
+        })
+        .collect())
+}
+
+async fn finish(client: &mut tokio_postgres::Client, report: &Report) -> Result<()> {
+    let manifest = serde_json::to_value(report).unwrap_or_default();
+    let tx = client.transaction().await?;
+    tx.execute(
+        "INSERT INTO ferry.sync_cursors (source, cursor) VALUES ($1, $2)
+         ON CONFLICT (source) DO UPDATE SET cursor = EXCLUDED.cursor, updated_at = now()",
+        &[&report.source, &report.cursor_after],
+    )
+    .await?;
+    tx.execute(
+        "UPDATE ferry.etl_runs SET finished_at = now(), status = $2, files_seen = $3,
+             files_loaded = $4, files_skipped = $5, files_failed = $6, rows_loaded = $7,
+             rows_rejected = $8, bytes = $9, duration_ms = $10, cursor_before = $11,
+             cursor_after = $12, manifest = $13,
+             error = CASE WHEN $6 > 0 THEN $6 || ' file(s) failed' END
+         WHERE id = $1",
+        &[
+            &report.run_id,
+            &report.status,
+            &(report.files_seen as i32),
+            &(report.files_loaded as i32),
+            &(report.files_skipped as i32),
+            &(report.files_failed as i32),
+            &(report.rows_loaded as i64),
+            &(report.rows_rejected as i64),
+            &(report.bytes as i64),
+            &(report.duration_ms as i64),
+            &report.cursor_before,
+            &report.cursor_after,
+            &manifest,
+        ],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+fn write_manifest(dir: &std::path::Path, report: &Report) {
+    let path = dir.join(format!("run-{}.json", report.run_id));
+    let written = std::fs::create_dir_all(dir).and_then(|()| {
+        let body = serde_json::to_vec_pretty(report).map_err(std::io::Error::other)?;
+        std::fs::write(&path, body)
+    });
+    if let Err(e) = written {
+        tracing::warn!(path = %path.display(), error = %e, "cannot write the run manifest");
+    }
+}
+
+fn entry(file: &SourceFile, placement: &Placement, table: &Table) -> FileReport {
+    FileReport {
+        item_id: file.item_id.clone(),
+        path: file.path.clone(),
+        dataset: Some(placement.dataset.clone()),
+        version: Some(placement.version.clone()),
+        etag: file.etag.clone(),
+        size: file.size,
+        quick_xor_hash: file.quick_xor_hash.clone(),
+        sha256: None,
+        format: Some(placement.format),
+        schema: Vec::new(),
+        rows_loaded: 0,
+        rows_rejected: 0,
+        target_table: Some(table.to_string()),
+        status: "loaded",
+        error: None,
+    }
+}
+
+fn skipped(
+    file: &SourceFile,
+    dataset: Option<String>,
+    version: Option<String>,
+    format: Option<Format>,
+    why: &str,
+) -> FileReport {
+    FileReport {
+        item_id: file.item_id.clone(),
+        path: file.path.clone(),
+        dataset,
+        version,
+        etag: file.etag.clone(),
+        size: file.size,
+        quick_xor_hash: file.quick_xor_hash.clone(),
+        sha256: None,
+        format,
+        schema: Vec::new(),
+        rows_loaded: 0,
+        rows_rejected: 0,
+        target_table: None,
+        status: "skipped",
+        error: Some(why.to_owned()),
+    }
+}
+
+fn format_name(format: Format) -> &'static str {
+    match format {
+        Format::Csv => "csv",
+        Format::Tsv => "tsv",
+        Format::Json => "json",
+        Format::Jsonl => "jsonl",
+        Format::Parquet => "parquet",
+    }
+}
+
+/// The session advisory lock a run of `source` holds (`pg_locks.objid` shows it): the first
+/// 8 bytes of a SHA-256 of the source's name.
+pub fn lock_key(source: &str) -> i64 {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(source.as_bytes());
+    let mut key = [0u8; 8];
+    key.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(key)
+}

@@ -1,0 +1,19 @@
+//! ferry's sync engine: what changed in a source -> staging -> manifest -> loaders ->
+//! Postgres, exactly once per file version.
+//!
+//! - [`source`]: where files come from (a local folder today);
+//! - [`dataset`]: the drive layout (`datasets/<name>/<version>/`) and table names;
+//! - [`csv`]: CSV/TSV dialect and type detection, rows to Arrow batches with rejects;
+//! - [`load`]: one file into its table through binary COPY;
+//! - [`engine`]: a run, its record in `ferry.etl_runs` and its manifest.
+
+pub mod csv;
+pub mod dataset;
+pub mod engine;
+mod error;
+pub mod load;
+pub mod source;
+
+pub use engine::{Options, Report, Trigger, sync_local};
+pub use error::{Error, Result};
+pub use source::local::LocalSource;

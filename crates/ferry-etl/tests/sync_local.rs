@@ -1,0 +1,404 @@
+//! The sync engine from a local folder into a real Postgres.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+
+use ferry_etl::engine::lock_key;
+use ferry_etl::{Error, LocalSource, Options, Report, sync_local};
+use ferry_testkit::pg::TestDb;
+
+struct Env {
+    db: TestDb,
+    client: tokio_postgres::Client,
+    root: tempfile::TempDir,
+}
+
+async fn start() -> Env {
+    let db = ferry_testkit::pg::start().await;
+    let mut client = db.client().await;
+    ferry_pg::migrate(&mut client).await.unwrap();
+    Env {
+        db,
+        client,
+        root: tempfile::tempdir().unwrap(),
+    }
+}
+
+impl Env {
+    fn write(&self, path: &str, body: impl AsRef<[u8]>) {
+        let path = self.root.path().join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, body).unwrap();
+    }
+
+    fn source(&self) -> LocalSource {
+        LocalSource::new(self.root.path())
+    }
+
+    async fn sync(&mut self) -> Report {
+        let source = self.source();
+        sync_local(&mut self.client, &source, &Options::default())
+            .await
+            .unwrap()
+    }
+
+    /// Rows of a table as text, ordered by file and row.
+    async fn rows(&self, table: &str, columns: &str) -> Vec<Vec<Option<String>>> {
+        let (schema, name) = table.split_once('.').unwrap();
+        let sql = format!(
+            "SELECT {columns} FROM \"{schema}\".\"{name}\" ORDER BY _ferry_file_id, _ferry_row"
+        );
+        self.client
+            .query(&sql, &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (0..r.len())
+                    .map(|i| r.get::<_, Option<String>>(i))
+                    .collect()
+            })
+            .collect()
+    }
+
+    async fn count(&self, sql: &str) -> i64 {
+        self.client.query_one(sql, &[]).await.unwrap().get(0)
+    }
+}
+
+fn table_of(report: &Report, path: &str) -> String {
+    report
+        .files
+        .iter()
+        .find(|f| f.path == path)
+        .and_then(|f| f.target_table.clone())
+        .unwrap_or_else(|| panic!("{path} not in {report:#?}"))
+}
+
+const PRICES: &str = "\
+id,price,active,day,at,at_utc,note
+1,10.5,true,2024-06-01,2024-06-01 09:30:00,2024-06-01T09:30:00Z,first
+2,-3,false,2024-06-02,2024-06-02 10:00:00.25,2024-06-02T12:00:00+02:00,\"with, comma\"
+3,,,,,,
+";
+
+#[tokio::test]
+async fn csv_types_round_trip_and_a_second_run_changes_nothing() {
+    let mut env = start().await;
+    env.write("datasets/market/2024-06-01/prices.csv", PRICES);
+    env.write("datasets/market/2024-06-01/README.md", "# market\n");
+    env.write("reports/q1.csv", "a\n1\n");
+    let report = env.sync().await;
+    assert_eq!(report.status, "succeeded", "{report:#?}");
+    assert_eq!((report.files_seen, report.files_loaded), (1, 1));
+    assert_eq!((report.rows_loaded, report.rows_rejected), (3, 0));
+    let table = table_of(&report, "datasets/market/2024-06-01/prices.csv");
+    assert!(
+        table.starts_with("ai_raw_csv.market__2024_06_01"),
+        "{table}"
+    );
+    let types: Vec<String> = env
+        .client
+        .query(
+            "SELECT format_type(atttypid, atttypmod) FROM pg_attribute
+             WHERE attrelid = $1::text::regclass AND attnum > 2 ORDER BY attnum",
+            &[&format!(
+                "ai_raw_csv.\"{}\"",
+                table.split_once('.').unwrap().1
+            )],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "bigint",
+            "double precision",
+            "boolean",
+            "date",
+            "timestamp without time zone",
+            "timestamp with time zone",
+            "text"
+        ]
+    );
+    env.client
+        .batch_execute("SET TIME ZONE 'UTC'")
+        .await
+        .unwrap();
+    let rows = env
+        .rows(
+            &table,
+            "_ferry_row::text, id::text, price::text, active::text, day::text, at::text, at_utc::text, note",
+        )
+        .await;
+    let s = |v: &str| Some(v.to_owned());
+    assert_eq!(
+        rows,
+        vec![
+            vec![
+                s("1"),
+                s("1"),
+                s("10.5"),
+                s("true"),
+                s("2024-06-01"),
+                s("2024-06-01 09:30:00"),
+                s("2024-06-01 09:30:00+00"),
+                s("first")
+            ],
+            vec![
+                s("2"),
+                s("2"),
+                s("-3"),
+                s("false"),
+                s("2024-06-02"),
+                s("2024-06-02 10:00:00.25"),
+                s("2024-06-02 10:00:00+00"),
+                s("with, comma")
+            ],
+            vec![s("3"), s("3"), None, None, None, None, None, s("")],
+        ]
+    );
+
+    // Nothing changed: nothing loaded, nothing duplicated.
+    let again = env.sync().await;
+    assert_eq!((again.files_seen, again.files_loaded), (1, 0));
+    assert_eq!(
+        env.count(&format!("SELECT count(*) FROM {}", quoted(&table)))
+            .await,
+        3
+    );
+    assert_eq!(
+        env.count("SELECT count(*) FROM ferry.etl_runs WHERE status = 'succeeded'")
+            .await,
+        2
+    );
+    let manifest: serde_json::Value = env
+        .client
+        .query_one(
+            "SELECT manifest FROM ferry.etl_runs ORDER BY id LIMIT 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(manifest["manifest_version"], 1);
+    assert_eq!(manifest["files"][0]["rows_loaded"], 3);
+    assert_eq!(manifest["files"][0]["schema"][1]["kind"], "float64");
+    assert_eq!(manifest["files"][0]["sha256"].as_str().unwrap().len(), 64);
+}
+
+fn quoted(table: &str) -> String {
+    let (schema, name) = table.split_once('.').unwrap();
+    format!("\"{schema}\".\"{name}\"")
+}
+
+#[tokio::test]
+async fn edits_renames_moves_and_deletes_between_runs() {
+    let mut env = start().await;
+    env.write("datasets/d/v1/a.csv", "x,y\n1,a\n2,b\n");
+    env.write("datasets/d/v1/b.csv", "x,y\n3,c\n");
+    let first = env.sync().await;
+    assert_eq!(first.files_loaded, 2);
+    let table = quoted(&table_of(&first, "datasets/d/v1/a.csv"));
+
+    // Edited: its rows are replaced, not added to.
+    env.write("datasets/d/v1/a.csv", "x,y\n10,changed\n");
+    // Renamed within the version: recorded, not loaded again.
+    std::fs::rename(
+        env.root.path().join("datasets/d/v1/b.csv"),
+        env.root.path().join("datasets/d/v1/b2.csv"),
+    )
+    .unwrap();
+    // A new file.
+    env.write("datasets/d/v1/c.csv", "x,y\n4,d\n");
+    let second = env.sync().await;
+    assert_eq!(second.files_loaded, 2, "{second:#?}");
+    let statuses: Vec<(&str, &str)> = second
+        .files
+        .iter()
+        .map(|f| (f.path.as_str(), f.status))
+        .collect();
+    assert!(
+        statuses.contains(&("datasets/d/v1/b2.csv", "renamed")),
+        "{statuses:?}"
+    );
+    let rows = env.rows(&table.replace('"', ""), "x::text, y").await;
+    let mut values: Vec<String> = rows.iter().map(|r| r[1].clone().unwrap()).collect();
+    values.sort();
+    assert_eq!(values, ["c", "changed", "d"]);
+
+    // Deleted: a tombstone; the rows stay (nothing is dropped silently).
+    std::fs::remove_file(env.root.path().join("datasets/d/v1/c.csv")).unwrap();
+    let third = env.sync().await;
+    assert!(
+        third
+            .files
+            .iter()
+            .any(|f| f.path == "datasets/d/v1/c.csv" && f.status == "deleted"),
+        "{third:#?}"
+    );
+    assert_eq!(env.count(&format!("SELECT count(*) FROM {table}")).await, 3);
+    assert_eq!(
+        env.count("SELECT count(*) FROM ferry.onedrive_ingest WHERE status = 'deleted'")
+            .await,
+        1
+    );
+    // Moved to another version: loaded into that version's table.
+    std::fs::create_dir_all(env.root.path().join("datasets/d/v2")).unwrap();
+    std::fs::rename(
+        env.root.path().join("datasets/d/v1/b2.csv"),
+        env.root.path().join("datasets/d/v2/b2.csv"),
+    )
+    .unwrap();
+    let fourth = env.sync().await;
+    assert_eq!(fourth.files_loaded, 1, "{fourth:#?}");
+    let v2 = quoted(&table_of(&fourth, "datasets/d/v2/b2.csv"));
+    assert_ne!(v2, table);
+    assert_eq!(env.count(&format!("SELECT count(*) FROM {v2}")).await, 1);
+}
+
+#[tokio::test]
+async fn bad_rows_are_rejected_and_a_mostly_bad_file_fails_alone() {
+    let mut env = start().await;
+    // Lines 2-41 good, 42 ragged, 43-53 good.
+    let mut messy = b"id,amount\n".to_vec();
+    for i in 0..40 {
+        messy.extend_from_slice(format!("{i},{}\n", i * 10).as_bytes());
+    }
+    messy.extend_from_slice(b"40,20,extra\n41,410\n");
+    for i in 42..52 {
+        messy.extend_from_slice(format!("{i},{}\n", i * 10).as_bytes());
+    }
+    let mut bad_utf8 = b"id,name\n".to_vec();
+    for i in 0..20 {
+        bad_utf8.extend_from_slice(format!("{i},ok\n").as_bytes());
+    }
+    bad_utf8.extend_from_slice(b"99,\xff\xfe\n");
+    env.write("datasets/m/v1/messy.csv", &messy);
+    env.write("datasets/n/v1/names.csv", &bad_utf8);
+    // The version's table says bigint (from messy.csv): "abc" on line 22 is rejected; line
+    // 23 opens a quote that never closes.
+    let mut more = b"id,amount\n".to_vec();
+    for i in 0..20 {
+        more.extend_from_slice(format!("{},1\n", 100 + i).as_bytes());
+    }
+    more.extend_from_slice(b"200,abc\n201,\"unterminated\n");
+    env.write("datasets/m/v1/more.csv", &more);
+    // More than 10% bad: this file fails, the others load.
+    env.write("datasets/m/v2/broken.csv", "a,b\n1,2\nx\ny\nz\n");
+    env.write("datasets/m/v3/ok.csv", "a\n1\n");
+    let report = env.sync().await;
+    assert_eq!(report.status, "partial", "{report:#?}");
+    assert_eq!(
+        (report.files_loaded, report.files_failed),
+        (4, 1),
+        "{report:#?}"
+    );
+    let reasons: Vec<(String, i64, String)> = env
+        .client
+        .query(
+            "SELECT path, line, reason FROM ferry.etl_rejects ORDER BY path, line",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let for_file = |p: &str| -> Vec<(i64, String)> {
+        reasons
+            .iter()
+            .filter(|(path, ..)| path.ends_with(p))
+            .map(|(_, line, reason)| (*line, reason.clone()))
+            .collect()
+    };
+    let messy_rejects = for_file("messy.csv");
+    assert!(
+        messy_rejects
+            .iter()
+            .any(|(l, r)| *l == 42 && r.contains("fields")),
+        "{messy_rejects:?}"
+    );
+    let more_rejects = for_file("more.csv");
+    assert!(
+        more_rejects
+            .iter()
+            .any(|(l, r)| *l == 22 && r.contains("abc")),
+        "{more_rejects:?}"
+    );
+    assert!(
+        more_rejects
+            .iter()
+            .any(|(l, r)| *l == 23 && r.contains("quote")),
+        "{more_rejects:?}"
+    );
+    let names = for_file("names.csv");
+    assert!(
+        names.iter().any(|(l, r)| *l == 22 && r.contains("UTF-8")),
+        "{names:?}"
+    );
+    assert!(
+        !for_file("broken.csv").is_empty(),
+        "a failed file keeps its first rejects"
+    );
+    let failed: (String, String) = env
+        .client
+        .query_one(
+            "SELECT path, error FROM ferry.onedrive_ingest WHERE status = 'failed'",
+            &[],
+        )
+        .await
+        .map(|r| (r.get(0), r.get(1)))
+        .unwrap();
+    assert_eq!(failed.0, "datasets/m/v2/broken.csv");
+    assert!(failed.1.contains("rejected"), "{}", failed.1);
+    let table = quoted(&table_of(&report, "datasets/m/v2/broken.csv"));
+    let exists: Option<String> = env
+        .client
+        .query_one(
+            &format!("SELECT to_regclass('{}')::text", table.replace('\'', "''")),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        exists.is_none(),
+        "the failed file's rows (and table) were rolled back"
+    );
+    // The failed version is not retried until it changes.
+    let again = env.sync().await;
+    assert_eq!(
+        (again.files_loaded, again.files_failed),
+        (0, 0),
+        "{again:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_second_sync_of_the_same_source_is_refused_while_one_runs() {
+    let mut env = start().await;
+    env.write("datasets/d/v1/a.csv", "x\n1\n");
+    let source = env.source();
+    let other = env.db.client().await;
+    let key = lock_key(&source.name());
+    other
+        .execute("SELECT pg_advisory_lock($1)", &[&key])
+        .await
+        .unwrap();
+    let err = sync_local(&mut env.client, &source, &Options::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Busy { .. }), "{err}");
+    assert!(err.to_string().contains("another sync"), "{err}");
+    other
+        .execute("SELECT pg_advisory_unlock($1)", &[&key])
+        .await
+        .unwrap();
+    assert_eq!(env.sync().await.files_loaded, 1);
+    let _ = Path::new("");
+}
