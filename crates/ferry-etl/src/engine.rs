@@ -12,10 +12,10 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::csv::{Column, Reject};
-use crate::dataset::{self, Compression, Format, Kind, Placement};
+use crate::csv::Reject;
+use crate::dataset::{self, Format, Kind, Placement};
 use crate::error::{Error, Result};
-use crate::load::{Limits, Loaded, Table};
+use crate::load::{ColumnInfo, Limits, Loaded, Table};
 use crate::source::SourceFile;
 use crate::source::local::LocalSource;
 
@@ -71,7 +71,7 @@ pub struct FileReport {
     pub quick_xor_hash: Option<String>,
     pub sha256: Option<String>,
     pub format: Option<Format>,
-    pub schema: Vec<Column>,
+    pub schema: Vec<ColumnInfo>,
     pub rows_loaded: u64,
     pub rows_rejected: u64,
     pub target_table: Option<String>,
@@ -265,19 +265,6 @@ async fn run_files(
             }
             continue;
         }
-        if !matches!(placement.format, Format::Csv | Format::Tsv)
-            || placement.compression != Compression::None
-        {
-            report.files_skipped += 1;
-            report.files.push(skipped(
-                file,
-                Some(placement.dataset.clone()),
-                Some(placement.version.clone()),
-                Some(placement.format),
-                "this format is not loaded yet",
-            ));
-            continue;
-        }
         let fetched = source.fetch(file);
         let result = load_one(
             client,
@@ -413,8 +400,7 @@ async fn load_one(
     limits: Limits,
 ) -> Result<Loaded> {
     let tx = client.transaction().await?;
-    let loaded =
-        crate::load::load_csv(&tx, table, path, placement.format, &file.item_id, limits).await?;
+    let loaded = crate::load::load(&tx, table, path, placement, &file.item_id, limits).await?;
     if !source.unchanged(file) {
         return Err(Error::ChangedDuringLoad);
     }

@@ -4,11 +4,13 @@
 //! - [`source`]: where files come from (a local folder today);
 //! - [`dataset`]: the drive layout (`datasets/<name>/<version>/`) and table names;
 //! - [`csv`]: CSV/TSV dialect and type detection, rows to Arrow batches with rejects;
+//! - [`decode`]: every format (CSV, JSON/JSONL, Parquet; gzip and zstd) to Arrow batches;
 //! - [`load`]: one file into its table through binary COPY;
 //! - [`engine`]: a run, its record in `ferry.etl_runs` and its manifest.
 
 pub mod csv;
 pub mod dataset;
+pub mod decode;
 pub mod engine;
 mod error;
 pub mod load;

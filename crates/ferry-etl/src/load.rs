@@ -1,17 +1,24 @@
-//! Loading one file into its table inside the caller's transaction: the file is parsed on
-//! a blocking thread into Arrow batches, encoded as Postgres binary COPY (pgpq) and
-//! streamed into `COPY ... FROM STDIN (FORMAT binary)`; bad rows come back as rejects.
+//! Loading one file into its table inside the caller's transaction: the file is decoded on
+//! a blocking thread into Arrow batches, encoded as Postgres binary COPY (pgpq) and streamed
+//! into `COPY ... FROM STDIN (FORMAT binary)`; bad rows come back as rejects.
 
+use std::collections::HashMap;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::io::Seek as _;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
 
+use arrow_schema::{DataType, SchemaRef};
 use bytes::{Bytes, BytesMut};
 use futures::SinkExt as _;
+use pgpq::pg_schema::PostgresType;
+use serde::Serialize;
 use sha2::Digest as _;
 use tokio::sync::mpsc;
 
-use crate::csv::{self, Column, ColumnType, Dialect, Reject};
-use crate::dataset::{Format, quote_ident};
+use crate::csv::{self, ColumnType, Reject};
+use crate::dataset::{Compression, Format, Placement, quote_ident};
+use crate::decode::{self, Shape};
 use crate::error::{Error, Result};
 
 /// Limits that keep one file from hurting the run.
@@ -35,10 +42,18 @@ impl Default for Limits {
     }
 }
 
+/// A table column as loaded: its name and Postgres type (as `format_type` prints it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ColumnInfo {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub pg_type: String,
+}
+
 /// What loading one file did.
 #[derive(Debug, Clone, Default)]
 pub struct Loaded {
-    pub columns: Vec<Column>,
+    pub columns: Vec<ColumnInfo>,
     pub rows: u64,
     pub rejected: u64,
     /// The first `max_stored_rejects` rejects.
@@ -47,7 +62,7 @@ pub struct Loaded {
     pub bytes: u64,
 }
 
-/// `schema.table`, quoted.
+/// `schema.table`.
 #[derive(Debug, Clone)]
 pub struct Table {
     pub schema: String,
@@ -55,6 +70,7 @@ pub struct Table {
 }
 
 impl Table {
+    /// Quoted for SQL.
     pub fn sql(&self) -> String {
         format!("{}.{}", quote_ident(&self.schema), quote_ident(&self.name))
     }
@@ -66,32 +82,41 @@ impl std::fmt::Display for Table {
     }
 }
 
-const SAMPLE_BYTES: usize = 1024 * 1024;
+const SAMPLE_BYTES: u64 = 1024 * 1024;
 const SAMPLE_ROWS: usize = 10_000;
 const BATCH_ROWS: usize = 8192;
 /// COPY data is sent in chunks of about this size.
 const CHUNK_BYTES: usize = 1024 * 1024;
 
-/// Loads a CSV/TSV file into `table` (created if missing) as the rows of `file_id`,
-/// replacing rows an earlier version of the same file left there.
-pub async fn load_csv(
+/// Loads a file into `table` (created if missing) as the rows of `file_id`, replacing rows
+/// an earlier version of the same file left there.
+pub async fn load(
     tx: &tokio_postgres::Transaction<'_>,
     table: &Table,
     path: &Path,
-    format: Format,
+    placement: &Placement,
     file_id: &str,
     limits: Limits,
 ) -> Result<Loaded> {
-    let sample = read_sample(path).await?;
-    let mut dialect = csv::sniff(&sample);
-    if format == Format::Tsv {
-        dialect.delimiter = b'\t';
+    tx.batch_execute(&format!(
+        "CREATE SCHEMA IF NOT EXISTS {}",
+        quote_ident(&table.schema)
+    ))
+    .await?;
+    let existing = table_columns(tx, table).await?;
+    let (shape, columns) = {
+        let (path, placement, existing) = (path.to_path_buf(), placement.clone(), existing.clone());
+        blocking(move || probe(&path, &placement, &existing)).await?
+    };
+    if existing.is_empty() {
+        create_table(tx, table, &columns).await?;
+    } else if existing != columns {
+        return Err(Error::SchemaMismatch {
+            table: table.to_string(),
+            table_columns: describe(&existing),
+            file_columns: describe(&columns),
+        });
     }
-    let inferred = csv::infer(&sample, dialect, SAMPLE_ROWS);
-    if inferred.is_empty() {
-        return Err(Error::File("the file has no columns".into()));
-    }
-    let columns = prepare_table(tx, table, &inferred).await?;
     tx.execute("SELECT set_config('ferry.file_id', $1, true)", &[&file_id])
         .await?;
     tx.execute(
@@ -111,12 +136,11 @@ pub async fn load_csv(
     let mut sink = std::pin::pin!(sink);
     let (tx_msg, mut rx) = mpsc::channel::<Msg>(4);
     let parser = {
-        let path = path.to_path_buf();
-        let columns = columns.clone();
-        tokio::task::spawn_blocking(move || parse(&path, dialect, columns, limits, &tx_msg))
+        let (path, placement) = (path.to_path_buf(), placement.clone());
+        tokio::task::spawn_blocking(move || feed(&path, &placement, &shape, limits, &tx_msg))
     };
     let mut loaded = Loaded {
-        columns: columns.clone(),
+        columns,
         ..Loaded::default()
     };
     let mut copy_error = None;
@@ -139,15 +163,15 @@ pub async fn load_csv(
             }
         }
     }
-    let parsed = parser
+    let hashed = parser
         .await
         .map_err(|e| Error::File(format!("the parser stopped: {e}")))??;
     if let Some(e) = copy_error {
         return Err(e.into());
     }
     loaded.rows = sink.as_mut().finish().await?;
-    loaded.sha256 = parsed.sha256;
-    loaded.bytes = parsed.bytes;
+    loaded.sha256 = hashed.sha256;
+    loaded.bytes = hashed.bytes;
     let total = loaded.rows + loaded.rejected;
     if total > 0 && loaded.rejected as f64 / total as f64 > limits.max_reject_rate {
         return Err(Error::RejectRate {
@@ -165,121 +189,165 @@ enum Msg {
     Rejects(Vec<Reject>),
 }
 
-struct Parsed {
+struct Hashed {
     sha256: String,
     bytes: u64,
 }
 
-/// Runs on a blocking thread: file -> Arrow batches -> binary COPY chunks.
-fn parse(
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::File(format!("the reader stopped: {e}")))?
+}
+
+/// How to read the file, and the columns it fills (with the table's types for CSV, so
+/// later files of a version conform to the first).
+fn probe(
     path: &Path,
-    dialect: Dialect,
-    columns: Vec<Column>,
-    limits: Limits,
-    out: &mpsc::Sender<Msg>,
-) -> Result<Parsed> {
-    let file = std::fs::File::open(path).map_err(Error::io("open", path))?;
-    let mut hashed = HashingReader::new(std::io::BufReader::with_capacity(256 * 1024, file));
-    let reader = csv::Reader::new(
-        &mut hashed,
-        dialect,
-        columns,
-        BATCH_ROWS,
-        limits.max_record_bytes,
-    );
-    let mut encoder = pgpq::ArrowToPostgresBinaryEncoder::try_new(&reader.schema())
-        .map_err(|e| Error::File(format!("cannot encode these columns: {e}")))?;
-    let mut buf = BytesMut::with_capacity(CHUNK_BYTES * 2);
-    encoder
-        .write_header(&mut buf)
-        .map_err(|e| Error::File(e.to_string()))?;
-    // A closed channel means the loader gave up; stop quietly.
-    let send = |msg| out.blocking_send(msg).is_ok();
-    for batch in reader {
-        let batch = batch.map_err(|e| Error::File(e.to_string()))?;
-        if !batch.rejects.is_empty() && !send(Msg::Rejects(batch.rejects)) {
-            return Ok(hashed.finish());
+    placement: &Placement,
+    existing: &[ColumnInfo],
+) -> Result<(Shape, Vec<ColumnInfo>)> {
+    match placement.format {
+        Format::Csv | Format::Tsv => {
+            let mut sample = Vec::new();
+            decode::open_stream(path, placement.compression, |f| Box::new(f))?
+                .take(SAMPLE_BYTES)
+                .read_to_end(&mut sample)
+                .map_err(|e| Error::File(format!("reading the file: {e}")))?;
+            let mut dialect = csv::sniff(&sample);
+            if placement.format == Format::Tsv {
+                dialect.delimiter = b'\t';
+            }
+            let mut columns = csv::infer(&sample, dialect, SAMPLE_ROWS);
+            if columns.is_empty() {
+                return Err(Error::File("the file has no columns".into()));
+            }
+            let same_names = existing.len() == columns.len()
+                && existing.iter().zip(&columns).all(|(e, c)| e.name == c.name);
+            if same_names {
+                for (c, e) in columns.iter_mut().zip(existing) {
+                    c.kind = ColumnType::parse(&e.pg_type).unwrap_or(ColumnType::Text);
+                }
+            }
+            let info = columns
+                .iter()
+                .map(|c| ColumnInfo {
+                    name: c.name.clone(),
+                    pg_type: canonical(c.kind.postgres()),
+                })
+                .collect();
+            let info = if same_names { existing.to_vec() } else { info };
+            Ok((Shape::Csv { dialect, columns }, info))
         }
-        encoder
-            .write_batch(&batch.rows, &mut buf)
-            .map_err(|e| Error::File(e.to_string()))?;
-        if buf.len() >= CHUNK_BYTES && !send(Msg::Data(buf.split().freeze())) {
-            return Ok(hashed.finish());
+        Format::Json | Format::Jsonl => Ok((
+            Shape::Json,
+            vec![ColumnInfo {
+                name: decode::json::RECORD_COLUMN.to_owned(),
+                pg_type: "jsonb".to_owned(),
+            }],
+        )),
+        Format::Parquet => {
+            if placement.compression != Compression::None {
+                return Err(Error::File(
+                    "compressed Parquet files are not read (Parquet compresses inside)".into(),
+                ));
+            }
+            let file = std::fs::File::open(path).map_err(Error::io("open", path))?;
+            let (schema, jsonb) = decode::parquet::schema_of(&file)?;
+            Ok((Shape::Parquet, pg_columns(&schema, &jsonb)?))
         }
     }
-    encoder
-        .write_footer(&mut buf)
-        .map_err(|e| Error::File(e.to_string()))?;
-    send(Msg::Data(buf.freeze()));
-    // Hash what the parser did not need to read (a trailing partial record, nothing else).
-    std::io::copy(&mut hashed, &mut std::io::sink()).map_err(Error::io("read", path))?;
-    Ok(hashed.finish())
 }
 
-async fn read_sample(path: &Path) -> Result<Vec<u8>> {
-    let path: PathBuf = path.to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        let file = std::fs::File::open(&path).map_err(Error::io("open", &path))?;
-        let mut sample = Vec::with_capacity(SAMPLE_BYTES);
-        file.take(SAMPLE_BYTES as u64)
-            .read_to_end(&mut sample)
-            .map_err(Error::io("read", &path))?;
-        Ok(sample)
-    })
-    .await
-    .map_err(|e| Error::File(e.to_string()))?
+/// Postgres columns for an Arrow schema (after `_ferry_row`), as pgpq will encode them.
+fn pg_columns(schema: &SchemaRef, jsonb: &[String]) -> Result<Vec<ColumnInfo>> {
+    let encoder = encoder(schema, jsonb)?;
+    let pg = encoder.schema();
+    Ok(schema
+        .fields()
+        .iter()
+        .zip(pg.columns)
+        .skip(1)
+        .map(|(field, column)| ColumnInfo {
+            name: field.name().clone(),
+            pg_type: sql_type(&column.data_type, field.data_type()),
+        })
+        .collect())
 }
 
-/// Creates the table for these columns, or checks that the existing one has them; returns
-/// the columns with the table's types (the table decides, so later files conform).
-async fn prepare_table(
+/// `format_type`'s name for what pgpq writes (a zoned Arrow timestamp is `timestamptz`).
+fn sql_type(pg: &PostgresType, arrow: &DataType) -> String {
+    match pg {
+        PostgresType::Timestamp if matches!(arrow, DataType::Timestamp(_, Some(_))) => {
+            "timestamp with time zone".into()
+        }
+        PostgresType::List(inner) => {
+            let item = match arrow {
+                DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
+                    f.data_type().clone()
+                }
+                other => other.clone(),
+            };
+            format!("{}[]", sql_type(&inner.data_type, &item))
+        }
+        other => canonical(&other.name().unwrap_or_default()),
+    }
+}
+
+/// A type name as `format_type` prints it, so table and file can be compared.
+fn canonical(name: &str) -> String {
+    match name.to_ascii_lowercase().as_str() {
+        "bool" | "boolean" => "boolean",
+        "int2" | "smallint" => "smallint",
+        "int4" | "integer" => "integer",
+        "int8" | "bigint" => "bigint",
+        "float4" | "real" => "real",
+        "float8" | "double precision" => "double precision",
+        "timestamp" | "timestamp without time zone" => "timestamp without time zone",
+        "timestamptz" | "timestamp with time zone" => "timestamp with time zone",
+        "time" | "time without time zone" => "time without time zone",
+        "char" => "\"char\"",
+        other => return other.to_owned(),
+    }
+    .to_owned()
+}
+
+fn describe(columns: &[ColumnInfo]) -> Vec<String> {
+    columns
+        .iter()
+        .map(|c| format!("{} {}", c.name, c.pg_type))
+        .collect()
+}
+
+async fn create_table(
     tx: &tokio_postgres::Transaction<'_>,
     table: &Table,
-    inferred: &[Column],
-) -> Result<Vec<Column>> {
+    columns: &[ColumnInfo],
+) -> Result<()> {
+    let defs: Vec<String> = columns
+        .iter()
+        .map(|c| format!("{} {}", quote_ident(&c.name), c.pg_type))
+        .collect();
     tx.batch_execute(&format!(
-        "CREATE SCHEMA IF NOT EXISTS {}",
-        quote_ident(&table.schema)
+        "CREATE UNLOGGED TABLE {t} (
+             _ferry_file_id text NOT NULL DEFAULT current_setting('ferry.file_id'),
+             _ferry_row bigint NOT NULL,
+             {}
+         );
+         CREATE INDEX ON {t} (_ferry_file_id);
+         ALTER TABLE {t} ENABLE ROW LEVEL SECURITY;",
+        defs.join(",\n"),
+        t = table.sql(),
     ))
     .await?;
-    let existing = table_columns(tx, table).await?;
-    if existing.is_empty() {
-        let defs: Vec<String> = inferred
-            .iter()
-            .map(|c| format!("{} {}", quote_ident(&c.name), c.kind.postgres()))
-            .collect();
-        tx.batch_execute(&format!(
-            "CREATE UNLOGGED TABLE {} (
-                 _ferry_file_id text NOT NULL DEFAULT current_setting('ferry.file_id'),
-                 _ferry_row bigint NOT NULL,
-                 {}
-             );
-             CREATE INDEX ON {} (_ferry_file_id);
-             ALTER TABLE {} ENABLE ROW LEVEL SECURITY;",
-            table.sql(),
-            defs.join(",\n"),
-            table.sql(),
-            table.sql()
-        ))
-        .await?;
-        return Ok(inferred.to_vec());
-    }
-    let names = |cols: &[Column]| cols.iter().map(|c| c.name.clone()).collect::<Vec<_>>();
-    if names(&existing) != names(inferred) {
-        return Err(Error::SchemaMismatch {
-            table: table.to_string(),
-            table_columns: names(&existing),
-            file_columns: names(inferred),
-        });
-    }
-    Ok(existing)
+    Ok(())
 }
 
 /// The data columns of a table (ferry's own `_ferry_*` left out), in order.
 pub async fn table_columns(
     client: &impl tokio_postgres::GenericClient,
     table: &Table,
-) -> Result<Vec<Column>> {
+) -> Result<Vec<ColumnInfo>> {
     let rows = client
         .query(
             "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod)
@@ -293,46 +361,118 @@ pub async fn table_columns(
         .await?;
     Ok(rows
         .iter()
-        .filter_map(|r| {
-            let name: String = r.get(0);
-            let pg_type: String = r.get(1);
-            (!name.starts_with("_ferry_")).then(|| Column {
-                kind: ColumnType::parse(&pg_type).unwrap_or(ColumnType::Text),
-                name,
-            })
+        .map(|r| ColumnInfo {
+            name: r.get(0),
+            pg_type: r.get(1),
         })
+        .filter(|c| !c.name.starts_with("_ferry_"))
         .collect())
 }
 
-/// Counts and hashes the bytes read through it.
-struct HashingReader<R> {
-    inner: R,
-    digest: sha2::Sha256,
-    bytes: u64,
+fn encoder(schema: &SchemaRef, jsonb: &[String]) -> Result<pgpq::ArrowToPostgresBinaryEncoder> {
+    let fail = |e: pgpq::error::ErrorKind| Error::File(format!("cannot load these columns: {e}"));
+    let builders: HashMap<String, pgpq::encoders::EncoderBuilder> =
+        pgpq::build_encoders(schema.fields())
+            .map_err(fail)?
+            .into_iter()
+            .map(|(name, builder)| {
+                if !jsonb.contains(&name) {
+                    return Ok((name, builder));
+                }
+                let field = Arc::new(
+                    schema
+                        .field_with_name(&name)
+                        .map_err(|e| Error::File(e.to_string()))?
+                        .clone(),
+                );
+                let json = pgpq::encoders::StringEncoderBuilder::new_with_output(
+                    field,
+                    PostgresType::Jsonb,
+                )
+                .map_err(fail)?;
+                Ok((name, pgpq::encoders::EncoderBuilder::String(json)))
+            })
+            .collect::<Result<_>>()?;
+    pgpq::ArrowToPostgresBinaryEncoder::try_new_with_encoders(schema, &builders).map_err(fail)
 }
 
-impl<R: Read> HashingReader<R> {
-    fn new(inner: R) -> Self {
-        Self {
-            inner,
-            digest: sha2::Sha256::new(),
-            bytes: 0,
+/// Runs on a blocking thread: file -> Arrow batches -> binary COPY chunks.
+fn feed(
+    path: &Path,
+    placement: &Placement,
+    shape: &Shape,
+    limits: Limits,
+    out: &mpsc::Sender<Msg>,
+) -> Result<Hashed> {
+    let hash = Arc::new(Mutex::new((sha2::Sha256::new(), 0u64)));
+    let input = {
+        let hash = hash.clone();
+        decode::open_stream(path, placement.compression, move |file| {
+            Box::new(HashingReader { inner: file, hash })
+        })?
+    };
+    let decoder = decode::open(
+        shape,
+        placement.format,
+        input,
+        path,
+        BATCH_ROWS,
+        limits.max_record_bytes,
+    )?;
+    let mut encoder = encoder(&decoder.schema, &decoder.jsonb)?;
+    let mut buf = BytesMut::with_capacity(CHUNK_BYTES * 2);
+    let encode_err = |e: pgpq::error::ErrorKind| Error::File(format!("encoding rows: {e}"));
+    encoder.write_header(&mut buf).map_err(encode_err)?;
+    // A closed channel means the loader gave up; stop quietly.
+    let send = |msg| out.blocking_send(msg).is_ok();
+    for batch in decoder.batches {
+        let batch = batch?;
+        if !batch.rejects.is_empty() && !send(Msg::Rejects(batch.rejects)) {
+            return Ok(finish_hash(&hash));
+        }
+        encoder
+            .write_batch(&batch.rows, &mut buf)
+            .map_err(encode_err)?;
+        if buf.len() >= CHUNK_BYTES && !send(Msg::Data(buf.split().freeze())) {
+            return Ok(finish_hash(&hash));
         }
     }
+    encoder.write_footer(&mut buf).map_err(encode_err)?;
+    send(Msg::Data(buf.freeze()));
+    // The hash covers the whole file: what the decoder did not read through the stream
+    // (Parquet reads its own way, footer first; a JSON array may be followed by spaces).
+    let done = hash.lock().unwrap_or_else(|e| e.into_inner()).1;
+    let mut rest = std::fs::File::open(path).map_err(Error::io("open", path))?;
+    rest.seek(std::io::SeekFrom::Start(done))
+        .map_err(Error::io("read", path))?;
+    let mut rest = HashingReader {
+        inner: rest,
+        hash: hash.clone(),
+    };
+    std::io::copy(&mut rest, &mut std::io::sink()).map_err(Error::io("read", path))?;
+    Ok(finish_hash(&hash))
+}
 
-    fn finish(self) -> Parsed {
-        Parsed {
-            sha256: hex::encode(self.digest.finalize()),
-            bytes: self.bytes,
-        }
+fn finish_hash(hash: &Mutex<(sha2::Sha256, u64)>) -> Hashed {
+    let guard = hash.lock().unwrap_or_else(|e| e.into_inner());
+    Hashed {
+        sha256: hex::encode(guard.0.clone().finalize()),
+        bytes: guard.1,
     }
+}
+
+/// Counts and hashes the file's bytes as they are read (before decompression).
+struct HashingReader<R> {
+    inner: R,
+    hash: Arc<Mutex<(sha2::Sha256, u64)>>,
 }
 
 impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.digest.update(&buf[..n]);
-        self.bytes += n as u64;
+        let mut guard = self.hash.lock().unwrap_or_else(|e| e.into_inner());
+        guard.0.update(&buf[..n]);
+        guard.1 += n as u64;
         Ok(n)
     }
 }

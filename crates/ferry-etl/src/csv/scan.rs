@@ -131,7 +131,7 @@ impl<R: Read> Feed<R> {
                 let end = if self.skipping {
                     n
                 } else {
-                    n.min(i + self.max.saturating_sub(self.rec_len))
+                    n.min(i.saturating_add(self.max.saturating_sub(self.rec_len)))
                 };
                 let special = &self.special;
                 let run = self.buf[self.pos + i..self.pos + end]
@@ -145,7 +145,7 @@ impl<R: Read> Feed<R> {
                 }
             }
             let b = self.buf[self.pos + i];
-            if !self.skipping && self.rec_len >= self.max && !self.ends_record(b) {
+            if !self.skipping && self.rec_len >= self.max && self.grows_record(b) {
                 self.cut();
                 return (i, i);
             }
@@ -159,14 +159,16 @@ impl<R: Read> Feed<R> {
         if self.skipping { (n, 0) } else { (n, n) }
     }
 
-    fn ends_record(&self, b: u8) -> bool {
+    /// Whether `b` would add a byte to the record in progress (rather than end it, or start
+    /// a new one).
+    fn grows_record(&self, b: u8) -> bool {
         let term = b == b'\n' || b == b'\r';
+        let (q, d) = (self.quote, self.delimiter);
         match self.state {
-            State::StartRecord => true, // nothing of a record is held yet
-            State::StartField => b != self.quote && b != self.delimiter && term,
-            State::InField => b != self.delimiter && term,
-            State::QuoteInQuoted => b != self.quote && b != self.delimiter && term,
-            State::InQuoted => false,
+            State::StartRecord => false,
+            State::StartField | State::QuoteInQuoted => b == q || b == d || !term,
+            State::InField => b == d || !term,
+            State::InQuoted => true,
         }
     }
 
