@@ -6,7 +6,7 @@
 //! version either fully loaded and recorded, or not at all; the next run loads what is
 //! missing and nothing twice. The cursor is advanced last, with the run's record.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -101,13 +101,15 @@ pub struct Report {
     pub files: Vec<FileReport>,
 }
 
-/// The latest record of an item.
+/// What the database holds of an item: its latest record, and every (version, table) it
+/// was loaded into or failed in.
 #[derive(Debug)]
 struct Known {
     path: String,
     etag: String,
     status: String,
     target_table: Option<String>,
+    versions: HashSet<(String, String)>,
 }
 
 /// Runs one sync of a local folder.
@@ -252,11 +254,12 @@ async fn run_files(
         };
         let previous = known.remove(&file.item_id);
         if let Some(prev) = &previous
-            && prev.etag == file.etag
-            && prev.status != "deleted"
-            && prev.target_table.as_deref() == Some(&table.to_string())
+            && prev
+                .versions
+                .contains(&(file.etag.clone(), table.to_string()))
         {
-            if prev.path != file.path {
+            // This version is in this table already (it may have moved, or come back).
+            if prev.path != file.path || prev.status == "deleted" {
                 record_rename(client, run_id, name, file, &placement, &table).await?;
                 report.files.push(FileReport {
                     status: "renamed",
@@ -558,7 +561,7 @@ async fn known_items(
             &[&source_name],
         )
         .await?;
-    Ok(rows
+    let mut known: HashMap<String, Known> = rows
         .iter()
         .map(|r| {
             (
@@ -568,10 +571,25 @@ async fn known_items(
                     etag: r.get(2),
                     status: r.get(3),
                     target_table: r.get(4),
+                    versions: HashSet::new(),
                 },
             )
         })
-        .collect())
+        .collect();
+    let versions = client
+        .query(
+            "SELECT item_id, etag, target_table FROM ferry.onedrive_ingest
+             WHERE source = $1 AND status IN ('loaded', 'failed', 'skipped')
+               AND target_table IS NOT NULL",
+            &[&source_name],
+        )
+        .await?;
+    for r in &versions {
+        if let Some(k) = known.get_mut(r.get::<_, &str>(0)) {
+            k.versions.insert((r.get(1), r.get(2)));
+        }
+    }
+    Ok(known)
 }
 
 async fn finish(client: &mut tokio_postgres::Client, report: &Report) -> Result<()> {

@@ -6,7 +6,8 @@
 //! - [`csv`]: CSV/TSV dialect and type detection, rows to Arrow batches with rejects;
 //! - [`decode`]: every format (CSV, JSON/JSONL, Parquet; gzip and zstd) to Arrow batches;
 //! - [`load`]: one file into its table through binary COPY;
-//! - [`engine`]: a run, its record in `ferry.etl_runs` and its manifest.
+//! - [`engine`]: a run, its record in `ferry.etl_runs` and its manifest;
+//! - [`queue`]: the `ferry.sync_requests` queue workers share.
 
 pub mod csv;
 pub mod dataset;
@@ -14,6 +15,7 @@ pub mod decode;
 pub mod engine;
 mod error;
 pub mod load;
+pub mod queue;
 pub mod source;
 
 pub use engine::{Options, Report, Trigger, sync_local};

@@ -328,13 +328,15 @@ async fn create_table(
         .iter()
         .map(|c| format!("{} {}", quote_ident(&c.name), c.pg_type))
         .collect();
+    // A file's rows are contiguous: a BRIN index finds them for replacement at a fraction
+    // of a btree's cost during COPY.
     tx.batch_execute(&format!(
         "CREATE UNLOGGED TABLE {t} (
              _ferry_file_id text NOT NULL DEFAULT current_setting('ferry.file_id'),
              _ferry_row bigint NOT NULL,
              {}
          );
-         CREATE INDEX ON {t} (_ferry_file_id);
+         CREATE INDEX ON {t} USING brin (_ferry_file_id);
          ALTER TABLE {t} ENABLE ROW LEVEL SECURITY;",
         defs.join(",\n"),
         t = table.sql(),

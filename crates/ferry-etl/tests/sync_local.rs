@@ -189,6 +189,46 @@ async fn edits_renames_moves_and_deletes_between_runs() {
     let v2 = quoted(&table_of(&fourth, "datasets/d/v2/b2.csv"));
     assert_ne!(v2, table);
     assert_eq!(env.count(&format!("SELECT count(*) FROM {v2}")).await, 1);
+    // And back: that version is in v1's table already, so it is only recorded.
+    std::fs::rename(
+        env.root.path().join("datasets/d/v2/b2.csv"),
+        env.root.path().join("datasets/d/v1/b3.csv"),
+    )
+    .unwrap();
+    let fifth = env.sync().await;
+    assert_eq!(
+        (fifth.files_loaded, fifth.files_failed),
+        (0, 0),
+        "{fifth:#?}"
+    );
+    assert!(
+        fifth
+            .files
+            .iter()
+            .any(|f| f.path == "datasets/d/v1/b3.csv" && f.status == "renamed")
+    );
+    assert_eq!(env.count(&format!("SELECT count(*) FROM {table}")).await, 3);
+}
+
+#[tokio::test]
+async fn hard_links_are_separate_files() {
+    let mut env = start().await;
+    env.write("datasets/d/v1/a.csv", "x\n1\n2\n");
+    std::fs::create_dir_all(env.root.path().join("datasets/d/v2")).unwrap();
+    std::fs::hard_link(
+        env.root.path().join("datasets/d/v1/a.csv"),
+        env.root.path().join("datasets/d/v2/a.csv"),
+    )
+    .unwrap();
+    let first = env.sync().await;
+    assert_eq!(first.files_loaded, 2, "{first:#?}");
+    let again = env.sync().await;
+    assert_eq!(
+        (again.files_loaded, again.files_failed),
+        (0, 0),
+        "{again:#?}"
+    );
+    assert_eq!(again.status, "succeeded");
 }
 
 #[tokio::test]

@@ -44,14 +44,19 @@ pub enum Status {
 }
 
 /// Start-up settings. Durable by default; tests trade durability for speed.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Options {
     pub durable: bool,
+    /// More server settings, passed as `-c name=value` (e.g. to preload pg_cron).
+    pub settings: Vec<(String, String)>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { durable: true }
+        Self {
+            durable: true,
+            settings: Vec::new(),
+        }
     }
 }
 
@@ -187,6 +192,9 @@ impl Cluster {
         if !options.durable {
             server_options
                 .push_str(" -c fsync=off -c synchronous_commit=off -c full_page_writes=off");
+        }
+        for (name, value) in &options.settings {
+            server_options.push_str(&format!(" -c {name}={value}"));
         }
         let out = tools
             .command("pg_ctl", run_as.as_ref())

@@ -17,11 +17,18 @@ pub struct Migration {
 }
 
 /// Every migration, oldest first. Append only.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "operational_tables",
-    sql: include_str!("../migrations/0001_operational_tables.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "operational_tables",
+        sql: include_str!("../migrations/0001_operational_tables.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "sync_queue",
+        sql: include_str!("../migrations/0002_sync_queue.sql"),
+    },
+];
 
 /// `pg_advisory_xact_lock` key for migrations: "ferrymig" as an integer.
 const LOCK_KEY: i64 = 0x6665_7272_796d_6967;

@@ -15,6 +15,11 @@ pub struct TestDb {
 
 /// Starts a fresh cluster. Panics if Postgres cannot start (the test cannot run).
 pub async fn start() -> TestDb {
+    start_with(Vec::new()).await
+}
+
+/// Starts a fresh cluster with more server settings (`-c name=value`).
+pub async fn start_with(settings: Vec<(String, String)>) -> TestDb {
     let dir = tempfile::Builder::new()
         .prefix("ferry-pg-")
         .tempdir()
@@ -23,7 +28,11 @@ pub async fn start() -> TestDb {
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711))
         .expect("chmod temp dir");
     let cluster = Cluster::new(dir.path());
-    let port = match cluster.start(ClusterOptions { durable: false }).await {
+    let options = ClusterOptions {
+        durable: false,
+        settings,
+    };
+    let port = match cluster.start(options).await {
         Ok(port) => port,
         Err(e) => panic!("starting Postgres for a test: {e}"),
     };

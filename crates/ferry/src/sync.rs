@@ -1,8 +1,11 @@
-//! `ferry sync`: one run of the sync engine from a source into the database.
+//! `ferry sync`: runs of the sync engine from a source into the database — one, one every
+//! interval (`--every`), or one per request in the `ferry.sync_requests` queue (`--worker`).
+
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
-use ferry_etl::{LocalSource, Options, Report};
+use ferry_etl::{Error, LocalSource, Options, Report, Trigger};
 
 use crate::config::state_dir;
 
@@ -20,6 +23,21 @@ pub struct SyncArgs {
     /// Print the run's report as JSON instead of a summary.
     #[arg(long)]
     pub json: bool,
+    /// Keep running: a sync every this long (`1h`, `15m`), the first one due one interval
+    /// after the source's last run, so restarts do not cause extra runs.
+    #[arg(long, value_parser = humantime::parse_duration, conflicts_with = "worker")]
+    pub every: Option<Duration>,
+    /// With --every: a random delay up to this much is added to each wait, so machines
+    /// started together do not run together (default: a tenth of the interval, at most 5m).
+    #[arg(long, value_parser = humantime::parse_duration, requires = "every")]
+    pub jitter: Option<Duration>,
+    /// Keep running: claim requests from `ferry.sync_requests` (filled by pg_cron or
+    /// `SELECT ferry.request_sync()`) and run one sync per request.
+    #[arg(long)]
+    pub worker: bool,
+    /// With --worker: how often to look for new requests.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "5s", requires = "worker")]
+    pub poll: Duration,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -30,25 +48,166 @@ pub enum SourceKind {
 pub async fn run(args: SyncArgs) -> anyhow::Result<()> {
     let root = args
         .root
+        .clone()
         .context("--root (or FERRY_SYNC_ROOT) names the folder holding datasets/")?;
     anyhow::ensure!(root.is_dir(), "{} is not a folder", root.display());
     let source = LocalSource::new(&root);
     let mut client = crate::db::connect_migrated().await?;
     let options = Options {
-        dataset: args.dataset,
+        dataset: args.dataset.clone(),
         manifest_dir: Some(state_dir()?.join("staging").join("manifests")),
         ..Options::default()
     };
-    let report = ferry_etl::sync_local(&mut client, &source, &options).await?;
-    if args.json {
-        println!("{}", serde_json::to_string(&report)?);
-    } else {
-        print_summary(&report);
+    if let Some(every) = args.every {
+        let jitter = args
+            .jitter
+            .unwrap_or_else(|| (every / 10).min(Duration::from_secs(300)));
+        return every_interval(&mut client, &source, options, every, jitter, args.json).await;
     }
+    if args.worker {
+        return worker(&mut client, &source, options, args.poll, args.json).await;
+    }
+    let report = ferry_etl::sync_local(&mut client, &source, &options).await?;
+    show(&report, args.json)?;
     if report.status == "failed" {
         anyhow::bail!("the sync failed: {} file(s) failed", report.files_failed);
     }
     Ok(())
+}
+
+fn show(report: &Report, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(report)?);
+    } else {
+        print_summary(report);
+    }
+    Ok(())
+}
+
+/// How one run of a long-running mode went.
+enum Outcome {
+    Ran(Report),
+    /// Another run of the source (maybe on another machine) holds its lock.
+    Busy,
+    Failed,
+}
+
+/// One run in a long-running mode: failures are logged and the loop goes on; only a lost
+/// database connection ends it.
+async fn run_once(
+    client: &mut tokio_postgres::Client,
+    source: &LocalSource,
+    options: &Options,
+    json: bool,
+) -> anyhow::Result<Outcome> {
+    match ferry_etl::sync_local(client, source, options).await {
+        Ok(report) => {
+            show(&report, json)?;
+            Ok(Outcome::Ran(report))
+        }
+        Err(e @ Error::Busy { .. }) => {
+            tracing::info!(reason = %e, "not running now");
+            Ok(Outcome::Busy)
+        }
+        Err(Error::Pg(e)) if client.is_closed() => Err(e).context("lost the database connection"),
+        Err(e) => {
+            tracing::error!(error = %e, "sync run failed");
+            Ok(Outcome::Failed)
+        }
+    }
+}
+
+async fn every_interval(
+    client: &mut tokio_postgres::Client,
+    source: &LocalSource,
+    options: Options,
+    every: Duration,
+    jitter: Duration,
+    json: bool,
+) -> anyhow::Result<()> {
+    let options = Options {
+        trigger: Trigger::Schedule,
+        ..options
+    };
+    let stop = crate::serve::shutdown_signal()?;
+    tokio::pin!(stop);
+    loop {
+        // Due one interval after the source's last run, wherever it ran.
+        let since_last: Option<f64> = client
+            .query_one(
+                "SELECT extract(epoch FROM now() - max(started_at))::float8
+                 FROM ferry.etl_runs WHERE source = $1",
+                &[&source.name()],
+            )
+            .await?
+            .get(0);
+        let due = since_last.map_or(Duration::ZERO, |s| {
+            every.saturating_sub(Duration::from_secs_f64(s.max(0.0)))
+        });
+        let wait = due + random_below(jitter);
+        tracing::info!(next_in = %humantime::format_duration(Duration::from_secs(wait.as_secs())), "waiting for the next sync");
+        tokio::select! {
+            _ = &mut stop => return Ok(()),
+            _ = tokio::time::sleep(wait) => {}
+        }
+        run_once(client, source, &options, json).await?;
+    }
+}
+
+async fn worker(
+    client: &mut tokio_postgres::Client,
+    source: &LocalSource,
+    options: Options,
+    poll: Duration,
+    json: bool,
+) -> anyhow::Result<()> {
+    let name = source.name();
+    let me = format!(
+        "{}:{}",
+        std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_else(|_| "localhost".into()),
+        std::process::id()
+    );
+    let stop = crate::serve::shutdown_signal()?;
+    tokio::pin!(stop);
+    tracing::info!(source = %name, worker = %me, "waiting for sync requests");
+    loop {
+        ferry_etl::queue::requeue_abandoned(client, &name).await?;
+        while let Some(request) = ferry_etl::queue::claim(client, &name, &me).await? {
+            let options = Options {
+                trigger: Trigger::Queue,
+                dataset: request.dataset.clone().or_else(|| options.dataset.clone()),
+                ..options.clone()
+            };
+            match run_once(client, source, &options, json).await? {
+                Outcome::Ran(report) => {
+                    let ok = report.status != "failed";
+                    ferry_etl::queue::finish(client, request.id, Some(report.run_id), ok).await?;
+                }
+                Outcome::Failed => {
+                    ferry_etl::queue::finish(client, request.id, None, false).await?
+                }
+                Outcome::Busy => {
+                    // Someone else is syncing this source: hand the request back for later.
+                    ferry_etl::queue::release(client, request.id).await?;
+                    break;
+                }
+            }
+        }
+        tokio::select! {
+            _ = &mut stop => return Ok(()),
+            _ = tokio::time::sleep(poll) => {}
+        }
+    }
+}
+
+fn random_below(max: Duration) -> Duration {
+    if max.is_zero() {
+        return Duration::ZERO;
+    }
+    let r = uuid::Uuid::new_v4().as_u128() as u64;
+    Duration::from_millis(r % max.as_millis().max(1) as u64)
 }
 
 /// One screen: the counts, then each file that did something.

@@ -70,7 +70,12 @@ fn the_managed_cluster_starts_migrates_answers_psql_and_stops() {
     );
     assert_eq!(
         json(&ferry(&state, &["db", "migrate", "--json"]))["applied"],
-        serde_json::json!([1])
+        serde_json::json!(
+            ferry_pg::MIGRATIONS
+                .iter()
+                .map(|m| m.version)
+                .collect::<Vec<_>>()
+        )
     );
     assert_eq!(
         json(&ferry(&state, &["db", "migrate", "--json"]))["applied"],
@@ -111,7 +116,10 @@ fn the_managed_cluster_starts_migrates_answers_psql_and_stops() {
             "SELECT max(version) FROM ferry.schema_migrations",
         ],
     );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        ferry_pg::MIGRATIONS.len().to_string()
+    );
 }
 
 #[test]

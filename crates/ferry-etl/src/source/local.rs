@@ -1,6 +1,7 @@
 //! A local folder (or a mounted NAS) as a source. Every run lists the folder; files are
 //! identified by device and inode, so a rename is a rename and not a delete plus a new
-//! file, and their version is size plus modification time.
+//! file (hard links to one inode: the first path by name keeps that id, the others are
+//! told apart by path), and their version is size plus modification time.
 
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
@@ -36,6 +37,13 @@ impl LocalSource {
             walk(&self.root, &start, &mut files)?;
         }
         files.sort_by(|a, b| a.path.cmp(&b.path));
+        // Hard links share an inode: the first path keeps the id, the others get their own.
+        let mut seen = std::collections::HashSet::new();
+        for f in &mut files {
+            if !seen.insert(f.item_id.clone()) {
+                f.item_id = format!("{}:{}", f.item_id, f.path);
+            }
+        }
         // The cursor of a listing source is only informational: a digest of what it saw.
         let mut digest = sha2::Sha256::new();
         for f in &files {
