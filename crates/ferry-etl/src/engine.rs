@@ -78,6 +78,20 @@ pub struct FileReport {
     /// `loaded`, `failed`, `skipped`, `renamed` or `deleted`.
     pub status: &'static str,
     pub error: Option<String>,
+    /// How this version's columns differ from the dataset's previous version, if they do.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drift: Option<Drift>,
+}
+
+/// Schema drift between two versions of a dataset.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Drift {
+    /// The table of the version compared with.
+    pub previous_table: String,
+    pub added: Vec<ColumnInfo>,
+    pub removed: Vec<ColumnInfo>,
+    /// (column, type before, type now)
+    pub retyped: Vec<(String, String, String)>,
 }
 
 /// The run as recorded in `ferry.etl_runs`, and the manifest's body.
@@ -98,6 +112,8 @@ pub struct Report {
     pub rows_rejected: u64,
     pub bytes: u64,
     pub duration_ms: u64,
+    /// Files whose columns differ from their dataset's previous version.
+    pub schema_drift: u32,
     pub files: Vec<FileReport>,
 }
 
@@ -221,6 +237,7 @@ async fn run_files(
         rows_rejected: 0,
         bytes: 0,
         duration_ms: 0,
+        schema_drift: 0,
         files: Vec::new(),
     };
     let wanted = |placement_dataset: &str| {
@@ -284,6 +301,11 @@ async fn run_files(
         let mut e = entry(file, &placement, &table);
         match result {
             Ok(loaded) => {
+                e.drift = drift(client, name, &placement, &table, &loaded.columns).await?;
+                if let Some(d) = &e.drift {
+                    tracing::warn!(path = %file.path, previous = %d.previous_table, added = d.added.len(), removed = d.removed.len(), retyped = d.retyped.len(), "schema drift from the previous version");
+                    report.schema_drift += 1;
+                }
                 report.files_loaded += 1;
                 report.rows_loaded += loaded.rows;
                 report.rows_rejected += loaded.rejected;
@@ -377,6 +399,7 @@ async fn run_files(
                 target_table: prev.target_table,
                 status: "deleted",
                 error: None,
+                drift: None,
             });
         }
     }
@@ -388,6 +411,67 @@ async fn run_files(
         "failed"
     };
     Ok(report)
+}
+
+/// Compares a loaded version's columns with those of the dataset's previous version (the
+/// other table of the same dataset loaded most recently).
+async fn drift(
+    client: &tokio_postgres::Client,
+    source_name: &str,
+    placement: &Placement,
+    table: &Table,
+    columns: &[ColumnInfo],
+) -> Result<Option<Drift>> {
+    let previous: Option<String> = client
+        .query_opt(
+            "SELECT target_table FROM ferry.onedrive_ingest
+             WHERE source = $1 AND dataset = $2 AND status = 'loaded' AND target_table <> $3
+             ORDER BY id DESC LIMIT 1",
+            &[&source_name, &placement.dataset, &table.to_string()],
+        )
+        .await?
+        .map(|r| r.get(0));
+    let Some(previous) = previous else {
+        return Ok(None);
+    };
+    let Some((schema, name)) = previous.split_once('.') else {
+        return Ok(None);
+    };
+    let before = crate::load::table_columns(
+        client,
+        &Table {
+            schema: schema.to_owned(),
+            name: name.to_owned(),
+        },
+    )
+    .await?;
+    if before.is_empty() || before == columns {
+        return Ok(None);
+    }
+    let find = |cols: &[ColumnInfo], n: &str| cols.iter().find(|c| c.name == n).cloned();
+    let added = columns
+        .iter()
+        .filter(|c| find(&before, &c.name).is_none())
+        .cloned()
+        .collect();
+    let removed = before
+        .iter()
+        .filter(|c| find(columns, &c.name).is_none())
+        .cloned()
+        .collect();
+    let retyped = columns
+        .iter()
+        .filter_map(|c| {
+            let old = find(&before, &c.name)?;
+            (old.pg_type != c.pg_type).then(|| (c.name.clone(), old.pg_type, c.pg_type.clone()))
+        })
+        .collect();
+    Ok(Some(Drift {
+        previous_table: previous,
+        added,
+        removed,
+        retyped,
+    }))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -657,6 +741,7 @@ fn entry(file: &SourceFile, placement: &Placement, table: &Table) -> FileReport 
         target_table: Some(table.to_string()),
         status: "loaded",
         error: None,
+        drift: None,
     }
 }
 
@@ -683,6 +768,7 @@ fn skipped(
         target_table: None,
         status: "skipped",
         error: Some(why.to_owned()),
+        drift: None,
     }
 }
 

@@ -7,8 +7,10 @@
 //! - [`decode`]: every format (CSV, JSON/JSONL, Parquet; gzip and zstd) to Arrow batches;
 //! - [`load`]: one file into its table through binary COPY;
 //! - [`engine`]: a run, its record in `ferry.etl_runs` and its manifest;
-//! - [`queue`]: the `ferry.sync_requests` queue workers share.
+//! - [`queue`]: the `ferry.sync_requests` queue workers share;
+//! - [`alerts`]: failed runs and stale cursors, recorded and announced.
 
+pub mod alerts;
 pub mod csv;
 pub mod dataset;
 pub mod decode;

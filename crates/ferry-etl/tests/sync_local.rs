@@ -371,3 +371,34 @@ async fn a_second_sync_of_the_same_source_is_refused_while_one_runs() {
         .unwrap();
     assert_eq!(env.sync().await.files_loaded, 1);
 }
+
+#[tokio::test]
+async fn schema_drift_between_versions_is_reported() {
+    let mut env = start().await;
+    env.write("datasets/d/v1/a.csv", "x,y\n1,a\n");
+    assert!(env.sync().await.files.iter().all(|f| f.drift.is_none()));
+    env.write("datasets/d/v2/a.csv", "x,z\nnot a number,2\n");
+    let report = env.sync().await;
+    assert_eq!(report.schema_drift, 1, "{report:#?}");
+    let drift = report.files[0].drift.as_ref().unwrap();
+    assert_eq!(drift.previous_table, "ai_raw_csv.d__v1");
+    let names = |cols: &[ferry_etl::load::ColumnInfo]| {
+        cols.iter().map(|c| c.name.clone()).collect::<Vec<_>>()
+    };
+    assert_eq!(names(&drift.added), ["z"]);
+    assert_eq!(names(&drift.removed), ["y"]);
+    assert_eq!(
+        drift.retyped,
+        [("x".to_owned(), "bigint".to_owned(), "text".to_owned())]
+    );
+    let manifest: serde_json::Value = env
+        .client
+        .query_one(
+            "SELECT manifest FROM ferry.etl_runs ORDER BY id DESC LIMIT 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(manifest["files"][0]["drift"]["added"][0]["name"], "z");
+}

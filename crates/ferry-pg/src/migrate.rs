@@ -28,6 +28,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "sync_queue",
         sql: include_str!("../migrations/0002_sync_queue.sql"),
     },
+    Migration {
+        version: 3,
+        name: "alerts",
+        sql: include_str!("../migrations/0003_alerts.sql"),
+    },
 ];
 
 /// `pg_advisory_xact_lock` key for migrations: "ferrymig" as an integer.

@@ -52,6 +52,7 @@ async fn a_cluster_starts_migrates_once_stops_and_starts_again_on_its_port() {
     assert_eq!(
         names,
         [
+            "alerts",
             "etl_rejects",
             "etl_runs",
             "onedrive_ingest",

@@ -38,6 +38,69 @@ pub struct SyncArgs {
     /// With --worker: how often to look for new requests.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "5s", requires = "worker")]
     pub poll: Duration,
+    /// Alert when the source has had no successful run for this long.
+    #[arg(long, env = "FERRY_SYNC_STALE_AFTER", value_parser = humantime::parse_duration, default_value = "3h")]
+    pub stale_after: Duration,
+}
+
+/// Where alerts go besides `ferry.alerts` and NOTIFY: a webhook from
+/// `FERRY_ALERT_WEBHOOK` (or `_FILE`; the URL often carries a token, so it is a secret).
+#[derive(Clone)]
+struct Alerts {
+    webhook: Option<String>,
+    http: reqwest::Client,
+    stale_after: Duration,
+}
+
+impl std::fmt::Debug for Alerts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Alerts")
+            .field("webhook", &self.webhook.as_ref().map(|_| "<set>"))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Alerts {
+    fn from_env(stale_after: Duration) -> anyhow::Result<Self> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        Ok(Self {
+            webhook: crate::config::secret_from_env("FERRY_ALERT_WEBHOOK")?,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()?,
+            stale_after,
+        })
+    }
+
+    /// Raises what a run (or its absence) calls for: a failed run, a stale cursor.
+    async fn after_run(
+        &self,
+        client: &mut tokio_postgres::Client,
+        source: &str,
+        report: Option<&Report>,
+    ) -> anyhow::Result<()> {
+        if let Some((kind, message)) = report.and_then(ferry_etl::alerts::for_run) {
+            let run_id = report.map(|r| r.run_id);
+            let alert = ferry_etl::alerts::raise(client, kind, source, run_id, &message).await?;
+            self.post(&alert).await;
+        }
+        if let Some(message) = ferry_etl::alerts::stale(client, source, self.stale_after).await? {
+            let alert =
+                ferry_etl::alerts::raise(client, "stale_cursor", source, None, &message).await?;
+            self.post(&alert).await;
+        }
+        Ok(())
+    }
+
+    async fn post(&self, alert: &ferry_etl::alerts::Alert) {
+        let Some(url) = &self.webhook else { return };
+        match self.http.post(url).json(alert).send().await {
+            Ok(r) if r.status().is_success() => {}
+            // Never log the URL: it is a secret.
+            Ok(r) => tracing::warn!(status = %r.status(), "the alert webhook refused the alert"),
+            Err(e) => tracing::warn!(error = %e.without_url(), "the alert webhook is unreachable"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -58,17 +121,30 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<()> {
         manifest_dir: Some(state_dir()?.join("staging").join("manifests")),
         ..Options::default()
     };
+    let alerts = Alerts::from_env(args.stale_after)?;
     if let Some(every) = args.every {
         let jitter = args
             .jitter
             .unwrap_or_else(|| (every / 10).min(Duration::from_secs(300)));
-        return every_interval(&mut client, &source, options, every, jitter, args.json).await;
+        return every_interval(
+            &mut client,
+            &source,
+            options,
+            every,
+            jitter,
+            &alerts,
+            args.json,
+        )
+        .await;
     }
     if args.worker {
-        return worker(&mut client, &source, options, args.poll, args.json).await;
+        return worker(&mut client, &source, options, args.poll, &alerts, args.json).await;
     }
     let report = ferry_etl::sync_local(&mut client, &source, &options).await?;
     show(&report, args.json)?;
+    alerts
+        .after_run(&mut client, &source.name(), Some(&report))
+        .await?;
     if report.status == "failed" {
         anyhow::bail!("the sync failed: {} file(s) failed", report.files_failed);
     }
@@ -98,23 +174,32 @@ async fn run_once(
     client: &mut tokio_postgres::Client,
     source: &LocalSource,
     options: &Options,
+    alerts: &Alerts,
     json: bool,
 ) -> anyhow::Result<Outcome> {
-    match ferry_etl::sync_local(client, source, options).await {
+    let outcome = match ferry_etl::sync_local(client, source, options).await {
         Ok(report) => {
             show(&report, json)?;
-            Ok(Outcome::Ran(report))
+            Outcome::Ran(report)
         }
         Err(e @ Error::Busy { .. }) => {
             tracing::info!(reason = %e, "not running now");
-            Ok(Outcome::Busy)
+            Outcome::Busy
         }
-        Err(Error::Pg(e)) if client.is_closed() => Err(e).context("lost the database connection"),
+        Err(Error::Pg(e)) if client.is_closed() => {
+            return Err(e).context("lost the database connection");
+        }
         Err(e) => {
             tracing::error!(error = %e, "sync run failed");
-            Ok(Outcome::Failed)
+            Outcome::Failed
         }
-    }
+    };
+    let report = match &outcome {
+        Outcome::Ran(report) => Some(report),
+        _ => None,
+    };
+    alerts.after_run(client, &source.name(), report).await?;
+    Ok(outcome)
 }
 
 async fn every_interval(
@@ -123,6 +208,7 @@ async fn every_interval(
     options: Options,
     every: Duration,
     jitter: Duration,
+    alerts: &Alerts,
     json: bool,
 ) -> anyhow::Result<()> {
     let options = Options {
@@ -150,7 +236,7 @@ async fn every_interval(
             _ = &mut stop => return Ok(()),
             _ = tokio::time::sleep(wait) => {}
         }
-        run_once(client, source, &options, json).await?;
+        run_once(client, source, &options, alerts, json).await?;
     }
 }
 
@@ -159,6 +245,7 @@ async fn worker(
     source: &LocalSource,
     options: Options,
     poll: Duration,
+    alerts: &Alerts,
     json: bool,
 ) -> anyhow::Result<()> {
     let name = source.name();
@@ -180,7 +267,7 @@ async fn worker(
                 dataset: request.dataset.clone().or_else(|| options.dataset.clone()),
                 ..options.clone()
             };
-            match run_once(client, source, &options, json).await? {
+            match run_once(client, source, &options, alerts, json).await? {
                 Outcome::Ran(report) => {
                     let ok = report.status != "failed";
                     ferry_etl::queue::finish(client, request.id, Some(report.run_id), ok).await?;

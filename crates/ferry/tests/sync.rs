@@ -273,3 +273,85 @@ async fn workers_share_the_queue_that_pg_cron_fills() {
     .await;
     drop(workers);
 }
+
+/// A one-request HTTP server: returns its URL and the body it will receive.
+async fn webhook() -> (String, tokio::sync::oneshot::Receiver<String>) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "http://{}/hooks/secret-token",
+        listener.local_addr().unwrap()
+    );
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut data = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = socket.read(&mut buf).await.unwrap();
+            data.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&data).to_string();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse().unwrap())
+                    })
+                    .unwrap_or(0);
+                if body.len() >= len {
+                    socket
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                        .await
+                        .unwrap();
+                    let _ = tx.send(body.to_owned());
+                    return;
+                }
+            }
+            if n == 0 {
+                return;
+            }
+        }
+    });
+    (url, rx)
+}
+
+#[tokio::test]
+async fn a_failed_file_is_posted_to_the_alert_webhook() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let db = ferry_testkit::pg::start().await;
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("datasets/d/v1");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("bad.csv"), "a,b\n1,2\nx\ny\n").unwrap();
+    let (url, body) = webhook().await;
+    let secret = root.path().join("webhook-url");
+    std::fs::write(&secret, &url).unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = sync_command(&db, "ferry", root.path())
+        .env("FERRY_ALERT_WEBHOOK_FILE", &secret)
+        .env("FERRY_LOG", "info")
+        .output()
+        .await
+        .unwrap();
+    // Every file failed: the run failed, and says so in its exit status.
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let body = tokio::time::timeout(Duration::from_secs(10), body)
+        .await
+        .unwrap()
+        .unwrap();
+    let alert: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(alert["kind"], "run_failed");
+    assert!(alert["message"].as_str().unwrap().contains("bad.csv"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("secret-token"),
+        "the webhook URL is a secret: {stderr}"
+    );
+}
