@@ -38,7 +38,10 @@ impl Trigger {
     }
 }
 
-#[derive(Debug, Clone)]
+/// Called as a run goes: `(files handled, files to look at, the file now)`.
+pub type ProgressFn = std::sync::Arc<dyn Fn(usize, usize, &str) + Send + Sync>;
+
+#[derive(Clone)]
 pub struct Options {
     /// Only this dataset (all when None).
     pub dataset: Option<String>,
@@ -46,6 +49,18 @@ pub struct Options {
     pub limits: Limits,
     /// Where the run's manifest is written (besides Postgres), if anywhere.
     pub manifest_dir: Option<PathBuf>,
+    pub progress: Option<ProgressFn>,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("dataset", &self.dataset)
+            .field("trigger", &self.trigger)
+            .field("limits", &self.limits)
+            .field("manifest_dir", &self.manifest_dir)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for Options {
@@ -55,6 +70,7 @@ impl Default for Options {
             trigger: Trigger::Manual,
             limits: Limits::default(),
             manifest_dir: None,
+            progress: None,
         }
     }
 }
@@ -246,7 +262,11 @@ async fn run_files(
             .as_deref()
             .is_none_or(|d| d == placement_dataset)
     };
-    for file in &listing.files {
+    let total = listing.files.len();
+    for (done, file) in listing.files.iter().enumerate() {
+        if let Some(progress) = &options.progress {
+            progress(done, total, &file.path);
+        }
         let placement = match dataset::classify(&file.path) {
             Kind::Data(p) if wanted(&p.dataset) => p,
             Kind::Unsupported { dataset, version } if wanted(&dataset) => {

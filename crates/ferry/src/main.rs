@@ -9,6 +9,7 @@ mod onedrive;
 mod quickstart;
 mod serve;
 mod sync;
+mod sync_metrics;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;

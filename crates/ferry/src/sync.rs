@@ -38,6 +38,9 @@ pub struct SyncArgs {
     /// With --worker: how often to look for new requests.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "5s", requires = "worker")]
     pub poll: Duration,
+    /// With --every or --worker: serve Prometheus metrics at http://ADDR/metrics.
+    #[arg(long, env = "FERRY_SYNC_METRICS_ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// Alert when the source has had no successful run for this long.
     #[arg(long, env = "FERRY_SYNC_STALE_AFTER", value_parser = humantime::parse_duration, default_value = "3h")]
     pub stale_after: Duration,
@@ -50,6 +53,7 @@ struct Alerts {
     webhook: Option<String>,
     http: reqwest::Client,
     stale_after: Duration,
+    metrics: Option<crate::sync_metrics::Metrics>,
 }
 
 impl std::fmt::Debug for Alerts {
@@ -61,7 +65,10 @@ impl std::fmt::Debug for Alerts {
 }
 
 impl Alerts {
-    fn from_env(stale_after: Duration) -> anyhow::Result<Self> {
+    fn from_env(
+        stale_after: Duration,
+        metrics: Option<crate::sync_metrics::Metrics>,
+    ) -> anyhow::Result<Self> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         Ok(Self {
             webhook: crate::config::secret_from_env("FERRY_ALERT_WEBHOOK")?,
@@ -69,6 +76,7 @@ impl Alerts {
                 .timeout(Duration::from_secs(10))
                 .build()?,
             stale_after,
+            metrics,
         })
     }
 
@@ -93,6 +101,9 @@ impl Alerts {
     }
 
     async fn post(&self, alert: &ferry_etl::alerts::Alert) {
+        if let Some(m) = &self.metrics {
+            m.alert(alert.kind);
+        }
         let Some(url) = &self.webhook else { return };
         match self.http.post(url).json(alert).send().await {
             Ok(r) if r.status().is_success() => {}
@@ -116,12 +127,34 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<()> {
     anyhow::ensure!(root.is_dir(), "{} is not a folder", root.display());
     let source = LocalSource::new(&root);
     let mut client = crate::db::connect_migrated().await?;
+    let bar = progress_bar(args.json || args.every.is_some() || args.worker);
     let options = Options {
         dataset: args.dataset.clone(),
         manifest_dir: Some(state_dir()?.join("staging").join("manifests")),
+        progress: bar.clone().map(|bar| {
+            let progress: ferry_etl::engine::ProgressFn =
+                std::sync::Arc::new(move |done, total, path| {
+                    bar.set_length(total as u64);
+                    bar.set_position(done as u64);
+                    bar.set_message(path.to_owned());
+                });
+            progress
+        }),
         ..Options::default()
     };
-    let alerts = Alerts::from_env(args.stale_after)?;
+    let metrics = match args.metrics_addr {
+        Some(addr) => {
+            anyhow::ensure!(
+                args.every.is_some() || args.worker,
+                "--metrics-addr is for the long-running modes (--every, --worker)"
+            );
+            let metrics = crate::sync_metrics::Metrics::new(&source.name());
+            metrics.clone().serve(addr).await?;
+            Some(metrics)
+        }
+        None => None,
+    };
+    let alerts = Alerts::from_env(args.stale_after, metrics)?;
     if let Some(every) = args.every {
         let jitter = args
             .jitter
@@ -140,7 +173,11 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<()> {
     if args.worker {
         return worker(&mut client, &source, options, args.poll, &alerts, args.json).await;
     }
-    let report = ferry_etl::sync_local(&mut client, &source, &options).await?;
+    let report = ferry_etl::sync_local(&mut client, &source, &options).await;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let report = report?;
     show(&report, args.json)?;
     alerts
         .after_run(&mut client, &source.name(), Some(&report))
@@ -149,6 +186,21 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<()> {
         anyhow::bail!("the sync failed: {} file(s) failed", report.files_failed);
     }
     Ok(())
+}
+
+/// A bar of files on a terminal (nothing for machines or long-running modes).
+fn progress_bar(quiet: bool) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal as _;
+    if quiet || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(0);
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} files  {elapsed}  {wide_msg}")
+    {
+        bar.set_style(style);
+    }
+    Some(bar)
 }
 
 fn show(report: &Report, json: bool) -> anyhow::Result<()> {
@@ -198,6 +250,13 @@ async fn run_once(
         Outcome::Ran(report) => Some(report),
         _ => None,
     };
+    if let Some(m) = &alerts.metrics {
+        match &outcome {
+            Outcome::Ran(report) => m.ran(report),
+            Outcome::Busy => m.busy(),
+            Outcome::Failed => m.failed(),
+        }
+    }
     alerts.after_run(client, &source.name(), report).await?;
     Ok(outcome)
 }
@@ -313,6 +372,22 @@ fn print_summary(r: &Report) {
         r.duration_ms as f64 / 1000.0
     );
     for f in &r.files {
+        if let Some(d) = &f.drift {
+            let names = |cols: &[ferry_etl::load::ColumnInfo]| {
+                cols.iter()
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            println!(
+                "  drift    {} vs {}: added [{}], removed [{}], retyped {:?}",
+                f.path,
+                d.previous_table,
+                names(&d.added),
+                names(&d.removed),
+                d.retyped
+            );
+        }
         let target = f.target_table.as_deref().unwrap_or("-");
         match &f.error {
             Some(e) => println!("  {:<8} {}  ({e})", f.status, f.path),

@@ -178,6 +178,18 @@ async fn a_sync_killed_at_random_points_ends_like_one_clean_run() {
     assert!(kills >= 40, "most runs were killed mid-way ({kills})");
 }
 
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nhost: x\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = String::new();
+    stream.read_to_string(&mut out).await.unwrap();
+    out
+}
+
 /// Waits until `sql` (one boolean) is true.
 async fn wait_for(client: &tokio_postgres::Client, sql: &str, timeout: Duration) {
     let deadline = Instant::now() + timeout;
@@ -211,11 +223,19 @@ async fn workers_share_the_queue_that_pg_cron_fills() {
     let root = tempfile::tempdir().unwrap();
     write_datasets(root.path());
 
-    // Two workers on the same source share the requests; each request runs once.
+    // Two workers on the same source share the requests; each request runs once. The
+    // first serves metrics.
+    let metrics_addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
     let workers: Vec<tokio::process::Child> = (0..2)
-        .map(|_| {
+        .map(|i| {
             let mut cmd = sync_command(&db, "ferry", root.path());
             cmd.args(["--worker", "--poll", "200ms"]);
+            if i == 0 {
+                cmd.arg("--metrics-addr").arg(metrics_addr.to_string());
+            }
             cmd.spawn().unwrap()
         })
         .collect();
@@ -256,6 +276,13 @@ async fn workers_share_the_queue_that_pg_cron_fills() {
         .unwrap()
         .get(0);
     assert_eq!(loaded, 7, "every file loaded once");
+    let metrics = http_get(metrics_addr, "/metrics").await;
+    assert!(
+        metrics.contains("# TYPE ferry_sync_runs_total counter")
+            && metrics.contains("status=\"succeeded\"")
+            && metrics.contains("ferry_sync_last_success_timestamp_seconds{"),
+        "{metrics}"
+    );
 
     // pg_cron asks for a sync every minute; a worker runs it.
     client
