@@ -16,8 +16,8 @@ use crate::csv::Reject;
 use crate::dataset::{self, Format, Kind, Placement};
 use crate::error::{Error, Result};
 use crate::load::{ColumnInfo, Limits, Loaded, Table};
+use crate::source::Source;
 use crate::source::SourceFile;
-use crate::source::local::LocalSource;
 
 /// What started the run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -120,6 +120,9 @@ pub struct Report {
     pub status: &'static str,
     pub cursor_before: Option<String>,
     pub cursor_after: String,
+    /// What the source saves with the cursor (OneDrive: its tree of the drive).
+    #[serde(skip)]
+    pub state_after: Option<serde_json::Value>,
     pub files_seen: u32,
     pub files_loaded: u32,
     pub files_skipped: u32,
@@ -144,10 +147,10 @@ struct Known {
     versions: HashSet<(String, String)>,
 }
 
-/// Runs one sync of a local folder.
-pub async fn sync_local(
+/// Runs one sync of a source.
+pub async fn sync(
     client: &mut tokio_postgres::Client,
-    source: &LocalSource,
+    source: &Source,
     options: &Options,
 ) -> Result<Report> {
     let name = source.name();
@@ -168,7 +171,7 @@ pub async fn sync_local(
 
 async fn run(
     client: &mut tokio_postgres::Client,
-    source: &LocalSource,
+    source: &Source,
     name: &str,
     options: &Options,
 ) -> Result<Report> {
@@ -217,25 +220,22 @@ async fn run(
 
 async fn run_files(
     client: &mut tokio_postgres::Client,
-    source: &LocalSource,
+    source: &Source,
     name: &str,
     options: &Options,
     run_id: i64,
 ) -> Result<Report> {
-    let cursor_before: Option<String> = client
+    let saved = client
         .query_opt(
-            "SELECT cursor FROM ferry.sync_cursors WHERE source = $1",
+            "SELECT cursor, state FROM ferry.sync_cursors WHERE source = $1",
             &[&name],
         )
-        .await?
-        .map(|r| r.get(0));
-    let listing = {
-        let source = source.clone();
-        tokio::task::spawn_blocking(move || source.changes(dataset::DATASETS))
-            .await
-            .map_err(|e| Error::File(e.to_string()))?
-            .map_err(Error::io("list", dataset::DATASETS))?
-    };
+        .await?;
+    let cursor_before: Option<String> = saved.as_ref().map(|r| r.get(0));
+    let state: Option<serde_json::Value> = saved.as_ref().and_then(|r| r.get(1));
+    let (listing, state_after) = source
+        .changes(dataset::DATASETS, cursor_before.as_deref(), state)
+        .await?;
     let mut known = known_items(client, name).await?;
     let mut report = Report {
         manifest_version: 1,
@@ -245,6 +245,7 @@ async fn run_files(
         status: "running",
         cursor_before,
         cursor_after: listing.cursor.clone(),
+        state_after,
         files_seen: 0,
         files_loaded: 0,
         files_skipped: 0,
@@ -305,19 +306,27 @@ async fn run_files(
             }
             continue;
         }
-        let fetched = source.fetch(file);
-        let result = load_one(
-            client,
-            run_id,
-            name,
-            source,
-            file,
-            &placement,
-            &table,
-            &fetched.path,
-            options.limits,
-        )
-        .await;
+        let result = match source.fetch(file).await {
+            Ok(fetched) => {
+                let loaded = load_one(
+                    client,
+                    run_id,
+                    name,
+                    source,
+                    file,
+                    &placement,
+                    &table,
+                    &fetched.path,
+                    options.limits,
+                )
+                .await;
+                if fetched.temporary {
+                    let _ = std::fs::remove_file(&fetched.path);
+                }
+                loaded
+            }
+            Err(e) => Err(e),
+        };
         let mut e = entry(file, &placement, &table);
         match result {
             Ok(loaded) => {
@@ -336,10 +345,11 @@ async fn run_files(
                 e.schema = loaded.columns;
                 e.status = "loaded";
             }
-            Err(Error::ChangedDuringLoad) => {
+            Err(err @ (Error::ChangedDuringLoad | Error::Fetch(_))) => {
+                tracing::warn!(path = %file.path, error = %err, "file skipped for now");
                 report.files_skipped += 1;
                 e.status = "skipped";
-                e.error = Some(Error::ChangedDuringLoad.to_string());
+                e.error = Some(err.to_string());
             }
             Err(
                 err @ (Error::File(_)
@@ -499,7 +509,7 @@ async fn load_one(
     client: &mut tokio_postgres::Client,
     run_id: i64,
     source_name: &str,
-    source: &LocalSource,
+    source: &Source,
     file: &SourceFile,
     placement: &Placement,
     table: &Table,
@@ -700,9 +710,10 @@ async fn finish(client: &mut tokio_postgres::Client, report: &Report) -> Result<
     let manifest = serde_json::to_value(report).unwrap_or_default();
     let tx = client.transaction().await?;
     tx.execute(
-        "INSERT INTO ferry.sync_cursors (source, cursor) VALUES ($1, $2)
-         ON CONFLICT (source) DO UPDATE SET cursor = EXCLUDED.cursor, updated_at = now()",
-        &[&report.source, &report.cursor_after],
+        "INSERT INTO ferry.sync_cursors (source, cursor, state) VALUES ($1, $2, $3)
+         ON CONFLICT (source) DO UPDATE
+             SET cursor = EXCLUDED.cursor, state = EXCLUDED.state, updated_at = now()",
+        &[&report.source, &report.cursor_after, &report.state_after],
     )
     .await?;
     tx.execute(

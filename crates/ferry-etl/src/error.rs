@@ -35,6 +35,12 @@ pub enum Error {
     },
     #[error("the file changed while it was being loaded; the next run loads the new version")]
     ChangedDuringLoad,
+    /// Listing the source failed (the run cannot go on).
+    #[error("the source: {0}")]
+    Source(String),
+    /// Fetching one file failed (the file is retried next run).
+    #[error("fetching the file failed, it is retried next run: {0}")]
+    Fetch(String),
     #[error("another sync of {name} is running; try again when it has finished")]
     Busy { name: String },
 }

@@ -1,7 +1,7 @@
 //! ferry's sync engine: what changed in a source -> staging -> manifest -> loaders ->
 //! Postgres, exactly once per file version.
 //!
-//! - [`source`]: where files come from (a local folder today);
+//! - [`source`]: where files come from (a local folder, a OneDrive folder);
 //! - [`dataset`]: the drive layout (`datasets/<name>/<version>/`) and table names;
 //! - [`csv`]: CSV/TSV dialect and type detection, rows to Arrow batches with rejects;
 //! - [`decode`]: every format (CSV, JSON/JSONL, Parquet; gzip and zstd) to Arrow batches;
@@ -20,6 +20,8 @@ pub mod load;
 pub mod queue;
 pub mod source;
 
-pub use engine::{Options, Report, Trigger, sync_local};
+pub use engine::{Options, Report, Trigger, sync};
 pub use error::{Error, Result};
+pub use source::Source;
 pub use source::local::LocalSource;
+pub use source::onedrive::OneDriveSource;

@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use ferry_etl::engine::lock_key;
-use ferry_etl::{Error, Options, sync_local};
+use ferry_etl::{Error, Options, sync};
 
 const PRICES: &str = "\
 id,price,active,day,at,at_utc,note
@@ -360,7 +360,7 @@ async fn a_second_sync_of_the_same_source_is_refused_while_one_runs() {
         .execute("SELECT pg_advisory_lock($1)", &[&key])
         .await
         .unwrap();
-    let err = sync_local(&mut env.client, &source, &Options::default())
+    let err = sync(&mut env.client, &source, &Options::default())
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Busy { .. }), "{err}");

@@ -33,6 +33,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "alerts",
         sql: include_str!("../migrations/0003_alerts.sql"),
     },
+    Migration {
+        version: 4,
+        name: "source_state",
+        sql: include_str!("../migrations/0004_source_state.sql"),
+    },
 ];
 
 /// `pg_advisory_xact_lock` key for migrations: "ferrymig" as an integer.

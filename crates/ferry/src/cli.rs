@@ -103,6 +103,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Onedrive(args) => crate::onedrive::run(args, &file).await,
         Command::Emulator(args) => crate::emulator::run(args).await,
         Command::Db(args) => crate::db::run(args).await,
-        Command::Sync(args) => crate::sync::run(args).await,
+        Command::Sync(args) => crate::sync::run(args, &file).await,
     }
 }

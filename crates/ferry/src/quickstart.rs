@@ -67,8 +67,12 @@ async fn load(root: &Path, state: &Path) -> anyhow::Result<String> {
         manifest_dir: Some(state.join("staging").join("manifests")),
         ..ferry_etl::Options::default()
     };
-    let report =
-        ferry_etl::sync_local(&mut client, &ferry_etl::LocalSource::new(root), &options).await?;
+    let report = ferry_etl::sync(
+        &mut client,
+        &ferry_etl::Source::Local(ferry_etl::LocalSource::new(root)),
+        &options,
+    )
+    .await?;
     let table = report
         .files
         .iter()

@@ -5,18 +5,26 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
-use ferry_etl::{Error, LocalSource, Options, Report, Trigger};
+use ferry_etl::{Error, LocalSource, Options, Report, Source, Trigger};
 
 use crate::config::state_dir;
 
 #[derive(Debug, Args)]
 pub struct SyncArgs {
-    /// Where the files come from.
+    /// Where the files come from: a local folder, or a OneDrive folder through Microsoft
+    /// Graph (the drive and credentials from the FERRY_GRAPH_* settings).
     #[arg(long, value_enum, default_value = "local")]
     pub source: SourceKind,
     /// The folder holding `datasets/` (for `--source local`).
     #[arg(long, env = "FERRY_SYNC_ROOT")]
     pub root: Option<std::path::PathBuf>,
+    /// The drive folder holding `datasets/` (for `--source onedrive`).
+    #[arg(
+        long,
+        env = "FERRY_SYNC_DRIVE_ROOT",
+        default_value = "/DynamicCapital/ai-training"
+    )]
+    pub drive_root: String,
     /// Only this dataset.
     #[arg(long)]
     pub dataset: Option<String>,
@@ -117,15 +125,30 @@ impl Alerts {
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum SourceKind {
     Local,
+    Onedrive,
 }
 
-pub async fn run(args: SyncArgs) -> anyhow::Result<()> {
-    let root = args
-        .root
-        .clone()
-        .context("--root (or FERRY_SYNC_ROOT) names the folder holding datasets/")?;
-    anyhow::ensure!(root.is_dir(), "{} is not a folder", root.display());
-    let source = LocalSource::new(&root);
+pub async fn run(args: SyncArgs, file: &crate::config::File) -> anyhow::Result<()> {
+    let source = match args.source {
+        SourceKind::Local => {
+            let root = args
+                .root
+                .clone()
+                .context("--root (or FERRY_SYNC_ROOT) names the folder holding datasets/")?;
+            anyhow::ensure!(root.is_dir(), "{} is not a folder", root.display());
+            Source::Local(LocalSource::new(&root))
+        }
+        SourceKind::Onedrive => {
+            let config = crate::onedrive::graph_config(file)?;
+            let graph = ferry_graph::GraphClient::new(&config)?;
+            Source::OneDrive(ferry_etl::OneDriveSource::new(
+                graph,
+                &config.drive.path(),
+                &args.drive_root,
+                state_dir()?.join("staging").join("downloads"),
+            ))
+        }
+    };
     let mut client = crate::db::connect_migrated().await?;
     let bar = progress_bar(args.json || args.every.is_some() || args.worker);
     let options = Options {
@@ -173,7 +196,7 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<()> {
     if args.worker {
         return worker(&mut client, &source, options, args.poll, &alerts, args.json).await;
     }
-    let report = ferry_etl::sync_local(&mut client, &source, &options).await;
+    let report = ferry_etl::sync(&mut client, &source, &options).await;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
@@ -214,7 +237,7 @@ fn show(report: &Report, json: bool) -> anyhow::Result<()> {
 
 /// How one run of a long-running mode went.
 enum Outcome {
-    Ran(Report),
+    Ran(Box<Report>),
     /// Another run of the source (maybe on another machine) holds its lock.
     Busy,
     Failed,
@@ -224,15 +247,15 @@ enum Outcome {
 /// database connection ends it.
 async fn run_once(
     client: &mut tokio_postgres::Client,
-    source: &LocalSource,
+    source: &Source,
     options: &Options,
     alerts: &Alerts,
     json: bool,
 ) -> anyhow::Result<Outcome> {
-    let outcome = match ferry_etl::sync_local(client, source, options).await {
+    let outcome = match ferry_etl::sync(client, source, options).await {
         Ok(report) => {
             show(&report, json)?;
-            Outcome::Ran(report)
+            Outcome::Ran(Box::new(report))
         }
         Err(e @ Error::Busy { .. }) => {
             tracing::info!(reason = %e, "not running now");
@@ -247,7 +270,7 @@ async fn run_once(
         }
     };
     let report = match &outcome {
-        Outcome::Ran(report) => Some(report),
+        Outcome::Ran(report) => Some(report.as_ref()),
         _ => None,
     };
     if let Some(m) = &alerts.metrics {
@@ -263,7 +286,7 @@ async fn run_once(
 
 async fn every_interval(
     client: &mut tokio_postgres::Client,
-    source: &LocalSource,
+    source: &Source,
     options: Options,
     every: Duration,
     jitter: Duration,
@@ -301,7 +324,7 @@ async fn every_interval(
 
 async fn worker(
     client: &mut tokio_postgres::Client,
-    source: &LocalSource,
+    source: &Source,
     options: Options,
     poll: Duration,
     alerts: &Alerts,

@@ -2,6 +2,7 @@
 //! decides, against what Postgres already holds, what to load.
 
 pub mod local;
+pub mod onedrive;
 
 use std::path::PathBuf;
 
@@ -37,4 +38,62 @@ pub struct Fetched {
     pub path: PathBuf,
     /// Removed after the load (a staging copy), or left alone (the source's own file).
     pub temporary: bool,
+}
+
+/// Every kind of source the engine can run.
+#[derive(Debug, Clone)]
+pub enum Source {
+    Local(local::LocalSource),
+    OneDrive(onedrive::OneDriveSource),
+}
+
+impl Source {
+    /// The name runs, cursors and ingest rows are recorded under.
+    pub fn name(&self) -> String {
+        match self {
+            Source::Local(s) => s.name(),
+            Source::OneDrive(s) => s.name(),
+        }
+    }
+
+    /// What is under `prefix` now, given the last run's cursor and saved state; returns
+    /// the state to save with the new cursor.
+    pub async fn changes(
+        &self,
+        prefix: &str,
+        cursor: Option<&str>,
+        state: Option<serde_json::Value>,
+    ) -> crate::Result<(Changes, Option<serde_json::Value>)> {
+        match self {
+            Source::Local(s) => {
+                let (s, prefix) = (s.clone(), prefix.to_owned());
+                let listing = tokio::task::spawn_blocking(move || s.changes(&prefix))
+                    .await
+                    .map_err(|e| crate::Error::Source(e.to_string()))?
+                    .map_err(|e| crate::Error::Source(format!("listing the folder: {e}")))?;
+                Ok((listing, None))
+            }
+            Source::OneDrive(s) => {
+                let (listing, state) = s.changes(prefix, cursor, state).await?;
+                Ok((listing, Some(state)))
+            }
+        }
+    }
+
+    /// A local path holding the file's bytes.
+    pub async fn fetch(&self, file: &SourceFile) -> crate::Result<Fetched> {
+        match self {
+            Source::Local(s) => Ok(s.fetch(file)),
+            Source::OneDrive(s) => s.fetch(file).await,
+        }
+    }
+
+    /// Whether the file still has the listed version after it was read (a staging copy
+    /// cannot change).
+    pub fn unchanged(&self, file: &SourceFile) -> bool {
+        match self {
+            Source::Local(s) => s.unchanged(file),
+            Source::OneDrive(_) => true,
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! Shared helpers: a fresh Postgres and a source folder per test.
 #![allow(dead_code, clippy::unwrap_used)]
 
-use ferry_etl::{LocalSource, Options, Report, sync_local};
+use ferry_etl::{LocalSource, Options, Report, Source, sync};
 use ferry_testkit::pg::TestDb;
 
 pub struct Env {
@@ -28,13 +28,13 @@ impl Env {
         std::fs::write(path, body).unwrap();
     }
 
-    pub fn source(&self) -> LocalSource {
-        LocalSource::new(self.root.path())
+    pub fn source(&self) -> Source {
+        Source::Local(LocalSource::new(self.root.path()))
     }
 
     pub async fn sync(&mut self) -> Report {
         let source = self.source();
-        sync_local(&mut self.client, &source, &Options::default())
+        sync(&mut self.client, &source, &Options::default())
             .await
             .unwrap()
     }

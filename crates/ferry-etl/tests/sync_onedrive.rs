@@ -1,0 +1,188 @@
+//! The sync engine from a OneDrive folder (ferry's Graph emulator) into a real Postgres.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::quoted;
+use ferry_etl::{OneDriveSource, Options, Report, Source, sync};
+use ferry_graph::{Conflict, Credential, DriveSelector, GraphClient, GraphConfig, Secret};
+use ferry_testkit::graph::{APP, APP_SECRET, TENANT, USER, start_emulator};
+
+const ROOT: &str = "DynamicCapital/ai-training";
+
+struct Env {
+    _db: ferry_testkit::pg::TestDb,
+    client: tokio_postgres::Client,
+    emu: ferry_graph_emulator::Emulator,
+    graph: GraphClient,
+    source: Source,
+    dir: tempfile::TempDir,
+}
+
+async fn start() -> Env {
+    let db = ferry_testkit::pg::start().await;
+    let mut client = db.client().await;
+    ferry_pg::migrate(&mut client).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let emu = start_emulator(&dir.path().join("emulator"), |_| {}).await;
+    let mut config = GraphConfig::new(TENANT, APP);
+    config.authority = emu.authority();
+    config.graph_url = emu.graph_url();
+    config.credential = Credential::Secret(Secret::new(APP_SECRET));
+    config.drive = DriveSelector::User(USER.into());
+    let graph = GraphClient::new(&config).unwrap();
+    let source = Source::OneDrive(OneDriveSource::new(
+        graph.clone(),
+        &config.drive.path(),
+        &format!("/{ROOT}"),
+        dir.path().join("staging"),
+    ));
+    Env {
+        _db: db,
+        client,
+        emu,
+        graph,
+        source,
+        dir,
+    }
+}
+
+impl Env {
+    async fn put(&self, path: &str, body: &str) {
+        let local = self.dir.path().join("upload.tmp");
+        std::fs::write(&local, body).unwrap();
+        self.graph
+            .upload_file(&local, &format!("{ROOT}/{path}"), Conflict::Replace)
+            .await
+            .unwrap();
+    }
+
+    async fn sync(&mut self) -> Report {
+        sync(&mut self.client, &self.source, &Options::default())
+            .await
+            .unwrap()
+    }
+
+    async fn values(&self, table: &str) -> Vec<String> {
+        self.client
+            .query(
+                &format!("SELECT x::text FROM {} ORDER BY 1", quoted(table)),
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    }
+}
+
+fn status<'a>(report: &'a Report, path: &str) -> &'a str {
+    report
+        .files
+        .iter()
+        .find(|f| f.path == path)
+        .map(|f| f.status)
+        .unwrap_or("absent")
+}
+
+#[tokio::test]
+async fn onedrive_files_load_once_and_follow_edits_renames_deletes_and_resyncs() {
+    let mut env = start().await;
+    env.put("datasets/m/v1/a.csv", "x\n1\n2\n").await;
+    env.put("datasets/m/v1/b.csv", "x\n3\n").await;
+    env.put("reports/q1.csv", "x\n9\n").await;
+    let first = env.sync().await;
+    assert_eq!((first.files_seen, first.files_loaded), (2, 2), "{first:#?}");
+    let table = first.files[0].target_table.clone().unwrap();
+    assert_eq!(table, "ai_raw_csv.m__v1");
+    assert_eq!(env.values(&table).await, ["1", "2", "3"]);
+    let ingest: (String, String) = env
+        .client
+        .query_one(
+            "SELECT quick_xor_hash, sha256 FROM ferry.onedrive_ingest WHERE path = 'datasets/m/v1/a.csv'",
+            &[],
+        )
+        .await
+        .map(|r| (r.get(0), r.get(1)))
+        .unwrap();
+    assert_eq!(
+        ingest.0,
+        ferry_graph::quick_xor_hash(b"x\n1\n2\n"),
+        "OneDrive's hash is recorded"
+    );
+    assert_eq!(ingest.1.len(), 64);
+    let staging = env.dir.path().join("staging");
+    assert_eq!(
+        std::fs::read_dir(&staging).unwrap().count(),
+        0,
+        "staging emptied"
+    );
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(
+        std::fs::metadata(&staging).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+
+    // Nothing changed: an incremental delta, nothing loaded.
+    let again = env.sync().await;
+    assert_eq!((again.files_seen, again.files_loaded), (2, 0), "{again:#?}");
+
+    // Edit a, rename b, add c, and (below) delete a.
+    env.put("datasets/m/v1/a.csv", "x\n10\n").await;
+    let b = env
+        .graph
+        .item_by_path(&format!("{ROOT}/datasets/m/v1/b.csv"))
+        .await
+        .unwrap();
+    env.graph
+        .move_item(&b.id, None, Some("b-renamed.csv"))
+        .await
+        .unwrap();
+    env.put("datasets/m/v1/c.csv", "x\n4\n").await;
+    let third = env.sync().await;
+    assert_eq!(third.files_loaded, 2, "{third:#?}");
+    assert_eq!(status(&third, "datasets/m/v1/b-renamed.csv"), "renamed");
+    assert_eq!(env.values(&table).await, ["10", "3", "4"]);
+
+    let a = env
+        .graph
+        .item_by_path(&format!("{ROOT}/datasets/m/v1/a.csv"))
+        .await
+        .unwrap();
+    env.graph.delete(&a.id).await.unwrap();
+    // The next delta request answers 410: the source enumerates again and reconciles.
+    env.emu
+        .faults()
+        .update(|f| f.delta_resync = Some("resyncChangesApplyDifferences".into()));
+    // And Graph throttles a few requests on the way.
+    env.emu.faults().update(|f| {
+        f.throttle_next = 2;
+        f.retry_after_secs = 1;
+    });
+    let fourth = env.sync().await;
+    let faults = env.emu.faults().get();
+    assert_eq!(
+        (faults.delta_resync, faults.throttle_next),
+        (None, 0),
+        "both faults happened"
+    );
+    assert_eq!(fourth.files_loaded, 0, "{fourth:#?}");
+    assert_eq!(status(&fourth, "datasets/m/v1/a.csv"), "deleted");
+    assert_eq!(
+        env.values(&table).await,
+        ["10", "3", "4"],
+        "rows kept; nothing loaded twice"
+    );
+    let runs: i64 = env
+        .client
+        .query_one(
+            "SELECT count(*) FROM ferry.etl_runs WHERE status = 'succeeded'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(runs, 4);
+}
