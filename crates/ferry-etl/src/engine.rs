@@ -316,7 +316,7 @@ async fn run_files(
                     file,
                     &placement,
                     &table,
-                    &fetched.path,
+                    &fetched,
                     options.limits,
                 )
                 .await;
@@ -513,11 +513,11 @@ async fn load_one(
     file: &SourceFile,
     placement: &Placement,
     table: &Table,
-    path: &std::path::Path,
+    fetched: &crate::source::Fetched,
     limits: Limits,
 ) -> Result<Loaded> {
     let tx = client.transaction().await?;
-    let loaded = crate::load::load(&tx, table, path, placement, &file.item_id, limits).await?;
+    let loaded = crate::load::load(&tx, table, fetched, placement, &file.item_id, limits).await?;
     if !source.unchanged(file) {
         return Err(Error::ChangedDuringLoad);
     }

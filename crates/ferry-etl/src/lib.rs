@@ -19,6 +19,7 @@ mod error;
 pub mod load;
 pub mod queue;
 pub mod source;
+pub mod staging;
 
 pub use engine::{Options, Report, Trigger, sync};
 pub use error::{Error, Result};

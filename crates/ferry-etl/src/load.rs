@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 use std::io::Read;
 use std::io::Seek as _;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use arrow_schema::{DataType, SchemaRef};
@@ -20,6 +19,7 @@ use crate::csv::{self, ColumnType, Reject};
 use crate::dataset::{Compression, Format, Placement, quote_ident};
 use crate::decode::{self, Shape};
 use crate::error::{Error, Result};
+use crate::source::Fetched;
 
 /// Limits that keep one file from hurting the run.
 #[derive(Debug, Clone, Copy)]
@@ -93,7 +93,7 @@ const CHUNK_BYTES: usize = 1024 * 1024;
 pub async fn load(
     tx: &tokio_postgres::Transaction<'_>,
     table: &Table,
-    path: &Path,
+    file: &Fetched,
     placement: &Placement,
     file_id: &str,
     limits: Limits,
@@ -105,8 +105,8 @@ pub async fn load(
     .await?;
     let existing = table_columns(tx, table).await?;
     let (shape, columns) = {
-        let (path, placement, existing) = (path.to_path_buf(), placement.clone(), existing.clone());
-        blocking(move || probe(&path, &placement, &existing)).await?
+        let (file, placement, existing) = (file.clone(), placement.clone(), existing.clone());
+        blocking(move || probe(&file, &placement, &existing)).await?
     };
     if existing.is_empty() {
         create_table(tx, table, &columns).await?;
@@ -136,8 +136,8 @@ pub async fn load(
     let mut sink = std::pin::pin!(sink);
     let (tx_msg, mut rx) = mpsc::channel::<Msg>(4);
     let parser = {
-        let (path, placement) = (path.to_path_buf(), placement.clone());
-        tokio::task::spawn_blocking(move || feed(&path, &placement, &shape, limits, &tx_msg))
+        let (file, placement) = (file.clone(), placement.clone());
+        tokio::task::spawn_blocking(move || feed(&file, &placement, &shape, limits, &tx_msg))
     };
     let mut loaded = Loaded {
         columns,
@@ -203,14 +203,14 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 /// How to read the file, and the columns it fills (with the table's types for CSV, so
 /// later files of a version conform to the first).
 fn probe(
-    path: &Path,
+    file: &Fetched,
     placement: &Placement,
     existing: &[ColumnInfo],
 ) -> Result<(Shape, Vec<ColumnInfo>)> {
     match placement.format {
         Format::Csv | Format::Tsv => {
             let mut sample = Vec::new();
-            decode::open_stream(path, placement.compression, |f| Box::new(f))?
+            decode::open_stream(file, placement.compression, |f| Box::new(f))?
                 .take(SAMPLE_BYTES)
                 .read_to_end(&mut sample)
                 .map_err(|e| Error::File(format!("reading the file: {e}")))?;
@@ -252,8 +252,7 @@ fn probe(
                     "compressed Parquet files are not read (Parquet compresses inside)".into(),
                 ));
             }
-            let file = std::fs::File::open(path).map_err(Error::io("open", path))?;
-            let (schema, jsonb) = decode::parquet::schema_of(&file)?;
+            let (schema, jsonb) = decode::parquet::schema_of(file)?;
             Ok((Shape::Parquet, pg_columns(&schema, &jsonb)?))
         }
     }
@@ -400,7 +399,7 @@ fn encoder(schema: &SchemaRef, jsonb: &[String]) -> Result<pgpq::ArrowToPostgres
 
 /// Runs on a blocking thread: file -> Arrow batches -> binary COPY chunks.
 fn feed(
-    path: &Path,
+    file: &Fetched,
     placement: &Placement,
     shape: &Shape,
     limits: Limits,
@@ -409,15 +408,15 @@ fn feed(
     let hash = Arc::new(Mutex::new((sha2::Sha256::new(), 0u64)));
     let input = {
         let hash = hash.clone();
-        decode::open_stream(path, placement.compression, move |file| {
-            Box::new(HashingReader { inner: file, hash })
+        decode::open_stream(file, placement.compression, move |plain| {
+            Box::new(HashingReader { inner: plain, hash })
         })?
     };
     let decoder = decode::open(
         shape,
         placement.format,
         input,
-        path,
+        file,
         BATCH_ROWS,
         limits.max_record_bytes,
     )?;
@@ -444,7 +443,8 @@ fn feed(
     // The hash covers the whole file: what the decoder did not read through the stream
     // (Parquet reads its own way, footer first; a JSON array may be followed by spaces).
     let done = hash.lock().unwrap_or_else(|e| e.into_inner()).1;
-    let mut rest = std::fs::File::open(path).map_err(Error::io("open", path))?;
+    let path = &file.path;
+    let mut rest = file.open()?;
     rest.seek(std::io::SeekFrom::Start(done))
         .map_err(Error::io("read", path))?;
     let mut rest = HashingReader {

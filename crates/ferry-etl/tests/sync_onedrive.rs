@@ -37,6 +37,7 @@ async fn start() -> Env {
         &config.drive.path(),
         &format!("/{ROOT}"),
         dir.path().join("staging"),
+        Some(ferry_etl::staging::StagingKey::generate()),
     ));
     Env {
         _db: db,
@@ -185,4 +186,77 @@ async fn onedrive_files_load_once_and_follow_edits_renames_deletes_and_resyncs()
         .unwrap()
         .get(0);
     assert_eq!(runs, 4);
+}
+
+#[tokio::test]
+async fn staging_files_are_encrypted_and_parquet_reads_through_them() {
+    use std::sync::Arc;
+    let mut env = start().await;
+    let csv = "secret_column\nvery private value\n";
+    env.put("datasets/s/v1/a.csv", csv).await;
+    // A Parquet file: its reader seeks around the (encrypted) staging copy.
+    let batch = arrow_array::RecordBatch::try_from_iter([(
+        "n",
+        Arc::new(arrow_array::Int64Array::from_iter_values(0..50_000)) as arrow_array::ArrayRef,
+    )])
+    .unwrap();
+    let mut bytes = Vec::new();
+    let mut writer =
+        parquet::arrow::ArrowWriter::try_new(&mut bytes, batch.schema(), None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    let local = env.dir.path().join("n.parquet");
+    std::fs::write(&local, &bytes).unwrap();
+    env.graph
+        .upload_file(
+            &local,
+            &format!("{ROOT}/datasets/p/v1/n.parquet"),
+            Conflict::Replace,
+        )
+        .await
+        .unwrap();
+
+    // What lands in staging is ciphertext.
+    let (listing, _) = env.source.changes("datasets", None, None).await.unwrap();
+    let file = listing
+        .files
+        .iter()
+        .find(|f| f.path.ends_with("a.csv"))
+        .unwrap();
+    let fetched = env.source.fetch(file).await.unwrap();
+    let raw = std::fs::read(&fetched.path).unwrap();
+    assert!(
+        !String::from_utf8_lossy(&raw).contains("private"),
+        "plaintext in staging"
+    );
+    std::fs::remove_file(&fetched.path).unwrap();
+
+    let report = env.sync().await;
+    assert_eq!(
+        (report.files_loaded, report.files_failed),
+        (2, 0),
+        "{report:#?}"
+    );
+    let sum: i64 = env
+        .client
+        .query_one("SELECT sum(n)::bigint FROM ai_raw_parquet.p__v1", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(sum, (0..50_000i64).sum::<i64>());
+    let sha: String = env
+        .client
+        .query_one(
+            "SELECT sha256 FROM ferry.onedrive_ingest WHERE path LIKE '%n.parquet'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    use sha2::Digest as _;
+    assert_eq!(
+        sha,
+        hex::encode(sha2::Sha256::digest(&bytes)),
+        "sha256 of the plaintext"
+    );
 }

@@ -25,6 +25,10 @@ pub struct SyncArgs {
         default_value = "/DynamicCapital/ai-training"
     )]
     pub drive_root: String,
+    /// Keep OneDrive downloads in staging unencrypted (they are AES-256-GCM encrypted by
+    /// default, with FERRY_STAGING_KEY(_FILE) or a key kept in STATE_DIR/staging.key).
+    #[arg(long)]
+    pub plain_staging: bool,
     /// Only this dataset.
     #[arg(long)]
     pub dataset: Option<String>,
@@ -141,11 +145,17 @@ pub async fn run(args: SyncArgs, file: &crate::config::File) -> anyhow::Result<(
         SourceKind::Onedrive => {
             let config = crate::onedrive::graph_config(file)?;
             let graph = ferry_graph::GraphClient::new(&config)?;
+            let key = if args.plain_staging {
+                None
+            } else {
+                Some(staging_key()?)
+            };
             Source::OneDrive(ferry_etl::OneDriveSource::new(
                 graph,
                 &config.drive.path(),
                 &args.drive_root,
                 state_dir()?.join("staging").join("downloads"),
+                key,
             ))
         }
     };
@@ -209,6 +219,33 @@ pub async fn run(args: SyncArgs, file: &crate::config::File) -> anyhow::Result<(
         anyhow::bail!("the sync failed: {} file(s) failed", report.files_failed);
     }
     Ok(())
+}
+
+/// The staging key: `FERRY_STAGING_KEY` (or `_FILE`, 64 hex characters), else the one in
+/// `STATE_DIR/staging.key`, created (0600) the first time.
+fn staging_key() -> anyhow::Result<ferry_etl::staging::StagingKey> {
+    use ferry_etl::staging::StagingKey;
+    if let Some(text) = crate::config::secret_from_env("FERRY_STAGING_KEY")? {
+        return StagingKey::from_hex(&text)
+            .context("FERRY_STAGING_KEY must be 64 hexadecimal characters (32 bytes)");
+    }
+    let path = state_dir()?.join("staging.key");
+    if path.exists() {
+        let text = ferry_s3::read_private_file(&path)?;
+        return StagingKey::from_hex(&text)
+            .with_context(|| format!("{} does not hold a 32-byte hex key", path.display()));
+    }
+    let key = StagingKey::generate();
+    std::fs::create_dir_all(state_dir()?)?;
+    let mut options = std::fs::OpenOptions::new();
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut out = options
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    std::io::Write::write_all(&mut out, key.to_hex().as_bytes())?;
+    Ok(key)
 }
 
 /// A bar of files on a terminal (nothing for machines or long-running modes).

@@ -6,13 +6,13 @@ pub mod json;
 pub mod parquet;
 
 use std::io::{BufRead, BufReader, Read};
-use std::path::Path;
 
 use arrow_schema::SchemaRef;
 
 use crate::csv::{self, Batch, Column, Dialect};
 use crate::dataset::{Compression, Format};
 use crate::error::{Error, Result};
+use crate::source::{Fetched, ReadSeek};
 
 /// Batches of one file, and how to write them.
 pub struct Decoder {
@@ -44,12 +44,11 @@ pub enum Shape {
 
 /// The file's bytes, decompressed, through `wrap` (which counts and hashes them).
 pub fn open_stream(
-    path: &Path,
+    file: &Fetched,
     compression: Compression,
-    wrap: impl FnOnce(std::fs::File) -> Box<dyn Read + Send>,
+    wrap: impl FnOnce(Box<dyn ReadSeek>) -> Box<dyn Read + Send>,
 ) -> Result<Box<dyn BufRead + Send>> {
-    let file = std::fs::File::open(path).map_err(Error::io("open", path))?;
-    let raw = BufReader::with_capacity(256 * 1024, wrap(file));
+    let raw = BufReader::with_capacity(256 * 1024, wrap(file.open()?));
     Ok(match compression {
         Compression::None => Box::new(raw),
         Compression::Gzip => Box::new(BufReader::with_capacity(
@@ -64,12 +63,12 @@ pub fn open_stream(
     })
 }
 
-/// Opens a decoder over `input` (decompressed already, except Parquet which reads `path`).
+/// Opens a decoder over `input` (decompressed already, except Parquet which reads `file`).
 pub fn open(
     shape: &Shape,
     format: Format,
     input: Box<dyn BufRead + Send>,
-    path: &Path,
+    file: &Fetched,
     batch_rows: usize,
     max_record_bytes: usize,
 ) -> Result<Decoder> {
@@ -100,12 +99,11 @@ pub fn open(
             }
         }
         Shape::Parquet => {
-            let file = std::fs::File::open(path).map_err(Error::io("open", path))?;
-            let (schema, jsonb) = parquet::schema_of(&file)?;
+            let (schema, jsonb) = parquet::schema_of(file)?;
             Decoder {
                 schema,
                 jsonb,
-                batches: Box::new(parquet::decode(file, batch_rows)?),
+                batches: parquet::decode(file, batch_rows)?,
             }
         }
     })

@@ -14,6 +14,7 @@ use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchR
 
 use crate::csv::{Batch, ROW_NUMBER_COLUMN};
 use crate::error::{Error, Result};
+use crate::source::Fetched;
 
 /// Whether a column is written as JSON text (for `jsonb`) rather than its own type.
 pub fn as_json(data_type: &DataType) -> bool {
@@ -35,14 +36,35 @@ pub fn as_json(data_type: &DataType) -> bool {
     }
 }
 
+/// Parquet's reader reads ranges out of order: a plain file, or an encrypted staging file.
+fn builder(file: &Fetched) -> Result<Box<dyn FnOnce(usize) -> Result<ParquetRecordBatchReader>>> {
+    let bad =
+        |e: parquet::errors::ParquetError| Error::File(format!("not a readable Parquet file: {e}"));
+    Ok(match &file.key {
+        Some(key) => {
+            let len = crate::staging::EncryptedReader::open(&file.path, key)
+                .map_err(Error::io("open", &file.path))?
+                .len();
+            let b = ParquetRecordBatchReaderBuilder::try_new(crate::staging::EncryptedFile {
+                path: file.path.clone(),
+                key: key.clone(),
+                len,
+            })
+            .map_err(bad)?;
+            Box::new(move |rows| b.with_batch_size(rows).build().map_err(bad))
+        }
+        None => {
+            let f = File::open(&file.path).map_err(Error::io("open", &file.path))?;
+            let b = ParquetRecordBatchReaderBuilder::try_new(f).map_err(bad)?;
+            Box::new(move |rows| b.with_batch_size(rows).build().map_err(bad))
+        }
+    })
+}
+
 /// The file's columns as loaded: `_ferry_row`, then each column (JSON ones as Utf8).
-pub fn schema_of(file: &File) -> Result<(SchemaRef, Vec<String>)> {
-    let builder = ParquetRecordBatchReaderBuilder::try_new(
-        file.try_clone()
-            .map_err(|e| Error::File(format!("reading the file: {e}")))?,
-    )
-    .map_err(|e| Error::File(format!("not a readable Parquet file: {e}")))?;
-    Ok(loaded_schema(builder.schema()))
+pub fn schema_of(file: &Fetched) -> Result<(SchemaRef, Vec<String>)> {
+    let reader = builder(file)?(1)?;
+    Ok(loaded_schema(&reader.schema()))
 }
 
 fn loaded_schema(file_schema: &Schema) -> (SchemaRef, Vec<String>) {
@@ -63,15 +85,14 @@ fn loaded_schema(file_schema: &Schema) -> (SchemaRef, Vec<String>) {
 }
 
 /// Batches of the file's rows, numbered from 1.
-pub fn decode(file: File, batch_rows: usize) -> Result<impl Iterator<Item = Result<Batch>> + Send> {
-    let reader: ParquetRecordBatchReader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(|e| Error::File(format!("not a readable Parquet file: {e}")))?
-        .with_batch_size(batch_rows)
-        .build()
-        .map_err(|e| Error::File(format!("not a readable Parquet file: {e}")))?;
+pub fn decode(
+    file: &Fetched,
+    batch_rows: usize,
+) -> Result<Box<dyn Iterator<Item = Result<Batch>> + Send>> {
+    let reader = builder(file)?(batch_rows)?;
     let (schema, _) = loaded_schema(&reader.schema());
     let mut row = 0i64;
-    Ok(reader.map(move |batch| {
+    Ok(Box::new(reader.map(move |batch| {
         let batch = batch.map_err(|e| Error::File(format!("reading Parquet: {e}")))?;
         let n = batch.num_rows() as i64;
         let numbers: ArrayRef = Arc::new(Int64Array::from_iter_values(row + 1..=row + n));
@@ -97,7 +118,7 @@ pub fn decode(file: File, batch_rows: usize) -> Result<impl Iterator<Item = Resu
             rows,
             rejects: Vec::new(),
         })
-    }))
+    })))
 }
 
 /// Each value of a nested column as JSON text (NULL stays NULL).

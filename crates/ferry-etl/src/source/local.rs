@@ -68,6 +68,7 @@ impl LocalSource {
         Fetched {
             path: self.root.join(&file.path),
             temporary: false,
+            key: None,
         }
     }
 

@@ -32,12 +32,31 @@ pub struct Changes {
     pub cursor: String,
 }
 
-/// A file fetched for loading: a local path to read, and its SHA-256 once read.
-#[derive(Debug)]
+/// A file fetched for loading: a local path to read.
+#[derive(Debug, Clone)]
 pub struct Fetched {
     pub path: PathBuf,
     /// Removed after the load (a staging copy), or left alone (the source's own file).
     pub temporary: bool,
+    /// Set when the file is an encrypted staging file.
+    pub key: Option<crate::staging::StagingKey>,
+}
+
+/// Readable and seekable plaintext.
+pub trait ReadSeek: std::io::Read + std::io::Seek + Send {}
+impl<T: std::io::Read + std::io::Seek + Send> ReadSeek for T {}
+
+impl Fetched {
+    /// The file's bytes (decrypted, for a staging file).
+    pub fn open(&self) -> crate::Result<Box<dyn ReadSeek>> {
+        let io = crate::Error::io("open", &self.path);
+        Ok(match &self.key {
+            Some(key) => {
+                Box::new(crate::staging::EncryptedReader::open(&self.path, key).map_err(io)?)
+            }
+            None => Box::new(std::fs::File::open(&self.path).map_err(io)?),
+        })
+    }
 }
 
 /// Every kind of source the engine can run.

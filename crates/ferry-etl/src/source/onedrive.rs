@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Changes, Fetched, SourceFile};
 use crate::error::{Error, Result};
+use crate::staging::{EncryptedWriter, StagingKey};
 
 #[derive(Debug, Clone)]
 pub struct OneDriveSource {
@@ -26,6 +27,8 @@ pub struct OneDriveSource {
     root: String,
     staging: PathBuf,
     drive: String,
+    /// Staging files are encrypted with this key (None: plain, still 0700).
+    key: Option<StagingKey>,
 }
 
 /// One item of the saved tree.
@@ -111,12 +114,19 @@ impl Tree {
 }
 
 impl OneDriveSource {
-    pub fn new(graph: GraphClient, drive: &str, root: &str, staging: PathBuf) -> Self {
+    pub fn new(
+        graph: GraphClient,
+        drive: &str,
+        root: &str,
+        staging: PathBuf,
+        key: Option<StagingKey>,
+    ) -> Self {
         Self {
             graph,
             root: root.trim_matches('/').to_owned(),
             staging,
             drive: drive.to_owned(),
+            key,
         }
     }
 
@@ -185,12 +195,25 @@ impl OneDriveSource {
         ))
     }
 
-    /// Downloads the file into staging, checked against its quickXorHash.
+    /// Downloads the file into staging (encrypted when there is a key), checked against
+    /// its quickXorHash.
     pub async fn fetch(&self, file: &SourceFile) -> Result<Fetched> {
         create_private_dir(&self.staging)?;
         let dest = self
             .staging
             .join(format!("{}.download", uuid::Uuid::new_v4().simple()));
+        if let Some(key) = &self.key {
+            let result = self.download_encrypted(file, &dest, key).await;
+            if result.is_err() {
+                let _ = std::fs::remove_file(&dest);
+            }
+            result?;
+            return Ok(Fetched {
+                path: dest,
+                temporary: true,
+                key: Some(key.clone()),
+            });
+        }
         let item = DriveItem {
             id: file.item_id.clone(),
             name: file.path.clone(),
@@ -211,7 +234,83 @@ impl OneDriveSource {
         Ok(Fetched {
             path: dest,
             temporary: true,
+            key: None,
         })
+    }
+
+    /// Streams the file through the hash and the cipher to disk; a dropped connection
+    /// starts the download over (a few times).
+    async fn download_encrypted(
+        &self,
+        file: &SourceFile,
+        dest: &std::path::Path,
+        key: &StagingKey,
+    ) -> Result<()> {
+        use futures::StreamExt as _;
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let io = |op| Error::io(op, dest);
+        let mut last_error = String::new();
+        for _ in 0..3 {
+            let stream = self
+                .graph
+                .download_range(&file.item_id, None)
+                .await
+                .map_err(|e| Error::Fetch(e.to_string()))?;
+            let mut stream = std::pin::pin!(stream);
+            let out = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(dest)
+                .map_err(io("create"))?;
+            let mut writer =
+                EncryptedWriter::new(std::io::BufWriter::new(out), key).map_err(io("write"))?;
+            let mut hash = ferry_graph::QuickXorHash::new();
+            let mut received = 0u64;
+            let mut cut = None;
+            while let Some(chunk) = stream.next().await {
+                match chunk {
+                    Ok(bytes) => {
+                        hash.update(&bytes);
+                        received += bytes.len() as u64;
+                        writer.write_all(&bytes).map_err(io("write"))?;
+                    }
+                    Err(e) => {
+                        cut = Some(e.to_string());
+                        break;
+                    }
+                }
+            }
+            if let Some(e) = cut {
+                tracing::info!(path = %file.path, error = %e, "download interrupted; starting over");
+                last_error = e;
+                continue;
+            }
+            let out = writer.finish().map_err(io("write"))?;
+            out.into_inner()
+                .map_err(|e| Error::io("write", dest)(e.into_error()))?
+                .sync_all()
+                .map_err(io("fsync"))?;
+            if received != file.size {
+                return Err(Error::Fetch(format!(
+                    "got {received} bytes of {}",
+                    file.size
+                )));
+            }
+            if let Some(expected) = &file.quick_xor_hash
+                && hash.finish_base64() != *expected
+            {
+                return Err(Error::Fetch(
+                    "the bytes do not match OneDrive's quickXorHash; they were discarded".into(),
+                ));
+            }
+            return Ok(());
+        }
+        Err(Error::Fetch(format!(
+            "the download kept failing: {last_error}"
+        )))
     }
 }
 
