@@ -521,31 +521,14 @@ async fn load_one(
     if !source.unchanged(file) {
         return Err(Error::ChangedDuringLoad);
     }
-    let schema = serde_json::to_value(&loaded.columns).unwrap_or_default();
-    tx.execute(
-        "INSERT INTO ferry.onedrive_ingest
-                 (run_id, source, item_id, path, dataset, version, etag, size, quick_xor_hash,
-                  sha256, format, detected_schema, rows_loaded, rows_rejected, target_table, status)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 'loaded')",
-        &[
-            &run_id,
-            &source_name,
-            &file.item_id,
-            &file.path,
-            &placement.dataset,
-            &placement.version,
-            &file.etag,
-            &(file.size as i64),
-            &file.quick_xor_hash,
-            &loaded.sha256,
-            &format_name(placement.format),
-            &schema,
-            &(loaded.rows as i64),
-            &(loaded.rejected as i64),
-            &table.to_string(),
-        ],
-    )
-    .await?;
+    let ingest = Ingest {
+        run_id,
+        source: source_name,
+        file,
+        placement,
+        table,
+    };
+    ingest.record(&tx, "loaded", Some(&loaded), None).await?;
     store_rejects(&tx, run_id, source_name, file, &loaded.rejects).await?;
     tx.commit().await?;
     Ok(loaded)
@@ -563,29 +546,16 @@ async fn record_failure(
     loaded: Option<&Loaded>,
 ) -> Result<()> {
     let tx = client.transaction().await?;
-    tx.execute(
-        "INSERT INTO ferry.onedrive_ingest
-             (run_id, source, item_id, path, dataset, version, etag, size, quick_xor_hash,
-              format, rows_rejected, target_table, status, error)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'failed', $13)
-         ON CONFLICT DO NOTHING",
-        &[
-            &run_id,
-            &source_name,
-            &file.item_id,
-            &file.path,
-            &placement.dataset,
-            &placement.version,
-            &file.etag,
-            &(file.size as i64),
-            &file.quick_xor_hash,
-            &format_name(placement.format),
-            &(loaded.map_or(0, |l| l.rejected) as i64),
-            &table.to_string(),
-            &error.to_string(),
-        ],
-    )
-    .await?;
+    let ingest = Ingest {
+        run_id,
+        source: source_name,
+        file,
+        placement,
+        table,
+    };
+    ingest
+        .record(&tx, "failed", loaded, Some(&error.to_string()))
+        .await?;
     if let Some(loaded) = loaded {
         let first = &loaded.rejects[..loaded.rejects.len().min(100)];
         store_rejects(&tx, run_id, source_name, file, first).await?;
@@ -602,27 +572,81 @@ async fn record_rename(
     placement: &Placement,
     table: &Table,
 ) -> Result<()> {
-    client
-        .execute(
-            "INSERT INTO ferry.onedrive_ingest
-                 (run_id, source, item_id, path, dataset, version, etag, size, format,
-                  target_table, status)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'renamed')",
-            &[
-                &run_id,
-                &source_name,
-                &file.item_id,
-                &file.path,
-                &placement.dataset,
-                &placement.version,
-                &file.etag,
-                &(file.size as i64),
-                &format_name(placement.format),
-                &table.to_string(),
-            ],
-        )
-        .await?;
-    Ok(())
+    let ingest = Ingest {
+        run_id,
+        source: source_name,
+        file,
+        placement,
+        table,
+    };
+    ingest.record(&*client, "renamed", None, None).await
+}
+
+/// One `ferry.onedrive_ingest` record of a file version.
+struct Ingest<'a> {
+    run_id: i64,
+    source: &'a str,
+    file: &'a SourceFile,
+    placement: &'a Placement,
+    table: &'a Table,
+}
+
+impl Ingest<'_> {
+    /// Records what happened. A second `failed` record of a version is dropped (the first
+    /// stands); any other conflict is an error, never silently ignored.
+    async fn record(
+        &self,
+        client: &impl tokio_postgres::GenericClient,
+        status: &str,
+        loaded: Option<&Loaded>,
+        error: Option<&str>,
+    ) -> Result<()> {
+        let schema = loaded.map(|l| serde_json::to_value(&l.columns).unwrap_or_default());
+        // Rows count as loaded only when they were (a failed file's rows are rolled back).
+        let rows = if status == "loaded" {
+            loaded.map_or(0, |l| l.rows)
+        } else {
+            0
+        };
+        let on_conflict = if status == "failed" {
+            "ON CONFLICT DO NOTHING"
+        } else {
+            ""
+        };
+        client
+            .execute(
+                &format!(
+                    "INSERT INTO ferry.onedrive_ingest
+                         (run_id, source, item_id, path, dataset, version, etag, size,
+                          quick_xor_hash, sha256, format, detected_schema, rows_loaded,
+                          rows_rejected, target_table, status, error)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
+                             $15, $16, $17)
+                     {on_conflict}"
+                ),
+                &[
+                    &self.run_id,
+                    &self.source,
+                    &self.file.item_id,
+                    &self.file.path,
+                    &self.placement.dataset,
+                    &self.placement.version,
+                    &self.file.etag,
+                    &(self.file.size as i64),
+                    &self.file.quick_xor_hash,
+                    &loaded.map(|l| l.sha256.as_str()).filter(|s| !s.is_empty()),
+                    &format_name(self.placement.format),
+                    &schema,
+                    &(rows as i64),
+                    &(loaded.map_or(0, |l| l.rejected) as i64),
+                    &self.table.to_string(),
+                    &status,
+                    &error,
+                ],
+            )
+            .await?;
+        Ok(())
+    }
 }
 
 async fn store_rejects(
