@@ -19,6 +19,9 @@ use crate::load::{ColumnInfo, Limits, Loaded, Table};
 use crate::source::Source;
 use crate::source::SourceFile;
 
+/// Where each run's manifest is published under the source's root.
+pub const MANIFESTS: &str = "etl-staging/manifests";
+
 /// What started the run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -214,6 +217,12 @@ async fn run(
     finish(client, &report).await?;
     if let Some(dir) = &options.manifest_dir {
         write_manifest(dir, &report);
+    }
+    // And beside the data, for the people who work in the drive.
+    let body = serde_json::to_vec_pretty(&report).unwrap_or_default();
+    let path = format!("{MANIFESTS}/run-{}.json", report.run_id);
+    if let Err(e) = source.publish(&path, &body).await {
+        tracing::warn!(path, error = %e, "cannot publish the run manifest to the source");
     }
     Ok(report)
 }

@@ -118,6 +118,14 @@ async fn csv_types_round_trip_and_a_second_run_changes_nothing() {
         .unwrap()
         .get(0);
     assert_eq!(manifest["manifest_version"], 1);
+    let published: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(env.root.path().join("etl-staging/manifests/run-1.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        published["run_id"], 1,
+        "the manifest is published beside the data"
+    );
     assert_eq!(manifest["files"][0]["rows_loaded"], 3);
     assert_eq!(
         manifest["files"][0]["schema"][1]["type"],
@@ -401,4 +409,59 @@ async fn schema_drift_between_versions_is_reported() {
         .unwrap()
         .get(0);
     assert_eq!(manifest["files"][0]["drift"]["added"][0]["name"], "z");
+}
+
+#[tokio::test]
+async fn a_100_mb_line_and_odd_names_are_handled() {
+    let mut env = start().await;
+    // One record of 100 MB among good ones: rejected without holding it, the rest loads.
+    let mut big = b"id,text\n".to_vec();
+    for i in 0..20 {
+        big.extend_from_slice(format!("{i},ok\n").as_bytes());
+    }
+    big.extend_from_slice(b"20,");
+    big.extend(std::iter::repeat_n(b'x', 100 * 1024 * 1024));
+    big.extend_from_slice(b"\n21,after\n");
+    env.write("datasets/big/v1/long.csv", &big);
+    // Every character OneDrive allows in a name that a shell or SQL might trip on.
+    let odd = "datasets/Mär kt #1 (v)/2024-06-01 {a}&b'c/prï ce%s;=@[x]~+,😀.csv";
+    env.write(odd, "a\n1\n");
+    let report = env.sync().await;
+    assert_eq!(
+        (report.files_loaded, report.files_failed),
+        (2, 0),
+        "{report:#?}"
+    );
+    let long = report
+        .files
+        .iter()
+        .find(|f| f.path.ends_with("long.csv"))
+        .unwrap();
+    assert_eq!((long.rows_loaded, long.rows_rejected), (21, 1));
+    let reason: String = env
+        .client
+        .query_one(
+            "SELECT reason FROM ferry.etl_rejects WHERE path LIKE '%long.csv'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(reason.contains("longer than"), "{reason}");
+    let odd_table = table_of(&report, odd);
+    assert_eq!(
+        env.count(&format!("SELECT count(*) FROM {}", quoted(&odd_table)))
+            .await,
+        1
+    );
+    let path: String = env
+        .client
+        .query_one(
+            "SELECT path FROM ferry.onedrive_ingest WHERE path LIKE '%😀%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(path, odd, "the path is recorded as it is");
 }

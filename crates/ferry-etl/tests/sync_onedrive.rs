@@ -186,6 +186,12 @@ async fn onedrive_files_load_once_and_follow_edits_renames_deletes_and_resyncs()
         .unwrap()
         .get(0);
     assert_eq!(runs, 4);
+    let manifest = env
+        .graph
+        .item_by_path(&format!("{ROOT}/etl-staging/manifests/run-4.json"))
+        .await
+        .unwrap();
+    assert!(manifest.size.unwrap() > 100, "the manifest is in the drive");
 }
 
 #[tokio::test]

@@ -72,6 +72,18 @@ impl LocalSource {
         }
     }
 
+    /// Writes `body` at `path` under the root, atomically (temp file, then rename).
+    pub fn publish(&self, path: &str, body: &[u8]) -> crate::Result<()> {
+        let dest = self.root.join(path);
+        let io = |op| crate::Error::io(op, &dest);
+        if let Some(dir) = dest.parent() {
+            std::fs::create_dir_all(dir).map_err(io("create"))?;
+        }
+        let tmp = dest.with_extension("ferry-tmp");
+        std::fs::write(&tmp, body).map_err(io("write"))?;
+        std::fs::rename(&tmp, &dest).map_err(io("rename"))
+    }
+
     /// Whether the file still has the version that was listed (it was not edited while
     /// being loaded).
     pub fn unchanged(&self, file: &SourceFile) -> bool {

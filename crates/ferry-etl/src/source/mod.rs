@@ -107,6 +107,14 @@ impl Source {
         }
     }
 
+    /// Writes a small file (a run's manifest) at `path` under the source's root.
+    pub async fn publish(&self, path: &str, body: &[u8]) -> crate::Result<()> {
+        match self {
+            Source::Local(s) => s.publish(path, body),
+            Source::OneDrive(s) => s.publish(path, body).await,
+        }
+    }
+
     /// Whether the file still has the listed version after it was read (a staging copy
     /// cannot change).
     pub fn unchanged(&self, file: &SourceFile) -> bool {

@@ -195,6 +195,23 @@ impl OneDriveSource {
         ))
     }
 
+    /// Uploads `body` to `path` under the root folder (replacing what is there).
+    pub async fn publish(&self, path: &str, body: &[u8]) -> Result<()> {
+        create_private_dir(&self.staging)?;
+        let local = self
+            .staging
+            .join(format!("{}.upload", uuid::Uuid::new_v4().simple()));
+        std::fs::write(&local, body).map_err(Error::io("write", &local))?;
+        let remote = format!("{}/{path}", self.root);
+        let sent = self
+            .graph
+            .upload_file(&local, &remote, ferry_graph::Conflict::Replace)
+            .await;
+        let _ = std::fs::remove_file(&local);
+        sent.map(drop)
+            .map_err(|e| Error::Source(format!("uploading {remote}: {e}")))
+    }
+
     /// Downloads the file into staging (encrypted when there is a key), checked against
     /// its quickXorHash.
     pub async fn fetch(&self, file: &SourceFile) -> Result<Fetched> {
