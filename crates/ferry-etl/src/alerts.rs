@@ -1,4 +1,5 @@
-//! Alerts: a run that failed (wholly or in part) and a source whose cursor went stale. Each
+//! Alerts: a run that failed (wholly or in part), a source whose cursor went stale, and a
+//! run its service throttled repeatedly. Each
 //! is recorded in `ferry.alerts` and announced with `NOTIFY ferry_alerts` (its JSON), in
 //! the same transaction; the caller may also post it to a webhook.
 
@@ -12,7 +13,7 @@ use crate::error::Result;
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Alert {
     pub id: i64,
-    /// `run_failed` or `stale_cursor`.
+    /// `run_failed`, `stale_cursor` or `throttled`.
     pub kind: &'static str,
     pub source: String,
     pub run_id: Option<i64>,
@@ -38,6 +39,19 @@ pub fn for_run(report: &Report) -> Option<(&'static str, String)> {
                 report.status,
                 report.files_failed,
                 failed.join(", ")
+            ),
+        )
+    })
+}
+
+/// The alert a run deserves when its source throttled at least `threshold` requests.
+pub fn for_throttling(report: &Report, threshold: u64) -> Option<(&'static str, String)> {
+    (threshold > 0 && report.throttled >= threshold).then(|| {
+        (
+            "throttled",
+            format!(
+                "{} request(s) throttled during sync run {} of {}",
+                report.throttled, report.run_id, report.source
             ),
         )
     })

@@ -136,6 +136,8 @@ pub struct Report {
     pub duration_ms: u64,
     /// Files whose columns differ from their dataset's previous version.
     pub schema_drift: u32,
+    /// Requests the source's service (Graph) throttled during the run.
+    pub throttled: u64,
     pub files: Vec<FileReport>,
 }
 
@@ -195,6 +197,7 @@ async fn run(
         )
         .await?
         .get(0);
+    let throttled_before = source.throttled();
     let outcome = run_files(client, source, name, options, run_id).await;
     let mut report = match outcome {
         Ok(report) => report,
@@ -214,6 +217,7 @@ async fn run(
         }
     };
     report.duration_ms = started.elapsed().as_millis() as u64;
+    report.throttled = source.throttled() - throttled_before;
     finish(client, &report).await?;
     if let Some(dir) = &options.manifest_dir {
         write_manifest(dir, &report);
@@ -264,6 +268,7 @@ async fn run_files(
         bytes: 0,
         duration_ms: 0,
         schema_drift: 0,
+        throttled: 0,
         files: Vec::new(),
     };
     let wanted = |placement_dataset: &str| {

@@ -169,6 +169,11 @@ async fn onedrive_files_load_once_and_follow_edits_renames_deletes_and_resyncs()
         (None, 0),
         "both faults happened"
     );
+    assert_eq!(fourth.throttled, 2, "the run counts what Graph throttled");
+    let (kind, message) = ferry_etl::alerts::for_throttling(&fourth, 2).unwrap();
+    assert_eq!(kind, "throttled");
+    assert!(message.starts_with("2 request(s) throttled"), "{message}");
+    assert!(ferry_etl::alerts::for_throttling(&fourth, 3).is_none());
     assert_eq!(fourth.files_loaded, 0, "{fourth:#?}");
     assert_eq!(status(&fourth, "datasets/m/v1/a.csv"), "deleted");
     assert_eq!(

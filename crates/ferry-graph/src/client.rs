@@ -85,6 +85,12 @@ impl GraphClient {
         })
     }
 
+    /// How many requests Graph has throttled since this client was made (shared by its
+    /// clones), for monitoring.
+    pub fn throttled(&self) -> u64 {
+        self.inner.transport.throttled()
+    }
+
     /// A client whose uploads and downloads report the bytes they move to `progress`.
     pub fn with_progress(&self, progress: ProgressFn) -> Self {
         Self {

@@ -48,6 +48,7 @@ pub(crate) struct Transport {
     pub auth: Arc<Authenticator>,
     retry: RetryPolicy,
     gate: ThrottleGate,
+    throttled: std::sync::atomic::AtomicU64,
 }
 
 /// Statuses Graph uses for "slow down" and "try again".
@@ -92,7 +93,13 @@ impl Transport {
             auth,
             retry,
             gate: ThrottleGate::default(),
+            throttled: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Requests Graph throttled (429/503/509) since this client was made.
+    pub fn throttled(&self) -> u64 {
+        self.throttled.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Sends the request `build` makes (again for each attempt) and returns a successful
@@ -137,6 +144,8 @@ impl Transport {
                     continue;
                 }
                 Ok(response) if is_throttle(response.status()) => {
+                    self.throttled
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let status = response.status().as_u16();
                     match retry_after(&response) {
                         Some(wait) => {

@@ -53,6 +53,9 @@ pub struct SyncArgs {
     /// With --every or --worker: serve Prometheus metrics at http://ADDR/metrics.
     #[arg(long, env = "FERRY_SYNC_METRICS_ADDR")]
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Alert when Graph throttles at least this many requests in one run (0: never).
+    #[arg(long, env = "FERRY_SYNC_THROTTLE_ALERT", default_value_t = 10)]
+    pub throttle_alert: u64,
     /// Alert when the source has had no successful run for this long.
     #[arg(long, env = "FERRY_SYNC_STALE_AFTER", value_parser = humantime::parse_duration, default_value = "3h")]
     pub stale_after: Duration,
@@ -65,6 +68,7 @@ struct Alerts {
     webhook: Option<String>,
     http: reqwest::Client,
     stale_after: Duration,
+    throttle_alert: u64,
     metrics: Option<crate::sync_metrics::Metrics>,
 }
 
@@ -79,6 +83,7 @@ impl std::fmt::Debug for Alerts {
 impl Alerts {
     fn from_env(
         stale_after: Duration,
+        throttle_alert: u64,
         metrics: Option<crate::sync_metrics::Metrics>,
     ) -> anyhow::Result<Self> {
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -88,6 +93,7 @@ impl Alerts {
                 .timeout(Duration::from_secs(10))
                 .build()?,
             stale_after,
+            throttle_alert,
             metrics,
         })
     }
@@ -99,10 +105,17 @@ impl Alerts {
         source: &str,
         report: Option<&Report>,
     ) -> anyhow::Result<()> {
-        if let Some((kind, message)) = report.and_then(ferry_etl::alerts::for_run) {
-            let run_id = report.map(|r| r.run_id);
-            let alert = ferry_etl::alerts::raise(client, kind, source, run_id, &message).await?;
-            self.post(&alert).await;
+        if let Some(report) = report {
+            let due = [
+                ferry_etl::alerts::for_run(report),
+                ferry_etl::alerts::for_throttling(report, self.throttle_alert),
+            ];
+            for (kind, message) in due.into_iter().flatten() {
+                let alert =
+                    ferry_etl::alerts::raise(client, kind, source, Some(report.run_id), &message)
+                        .await?;
+                self.post(&alert).await;
+            }
         }
         if let Some(message) = ferry_etl::alerts::stale(client, source, self.stale_after).await? {
             let alert =
@@ -187,7 +200,7 @@ pub async fn run(args: SyncArgs, file: &crate::config::File) -> anyhow::Result<(
         }
         None => None,
     };
-    let alerts = Alerts::from_env(args.stale_after, metrics)?;
+    let alerts = Alerts::from_env(args.stale_after, args.throttle_alert, metrics)?;
     if let Some(every) = args.every {
         let jitter = args
             .jitter

@@ -107,6 +107,14 @@ impl Source {
         }
     }
 
+    /// Requests the source's service throttled so far (OneDrive; 0 for a folder).
+    pub fn throttled(&self) -> u64 {
+        match self {
+            Source::Local(_) => 0,
+            Source::OneDrive(s) => s.throttled(),
+        }
+    }
+
     /// Writes a small file (a run's manifest) at `path` under the source's root.
     pub async fn publish(&self, path: &str, body: &[u8]) -> crate::Result<()> {
         match self {

@@ -195,6 +195,10 @@ impl OneDriveSource {
         ))
     }
 
+    pub fn throttled(&self) -> u64 {
+        self.graph.throttled()
+    }
+
     /// Uploads `body` to `path` under the root folder (replacing what is there).
     pub async fn publish(&self, path: &str, body: &[u8]) -> Result<()> {
         create_private_dir(&self.staging)?;
