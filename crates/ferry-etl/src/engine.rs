@@ -249,6 +249,7 @@ async fn run_files(
     let (listing, state_after) = source
         .changes(dataset::DATASETS, cursor_before.as_deref(), state)
         .await?;
+    forget_emptied_tables(client, name).await?;
     let mut known = known_items(client, name).await?;
     let mut report = Report {
         manifest_version: 1,
@@ -698,6 +699,56 @@ async fn store_rejects(
         ],
     )
     .await?;
+    Ok(())
+}
+
+/// Loaded tables are UNLOGGED: after a crash of its own, Postgres empties them. A table
+/// that is empty (or gone) while the record says rows were loaded into it has lost them;
+/// its loaded records are removed, so this run loads those files again.
+async fn forget_emptied_tables(client: &tokio_postgres::Client, source_name: &str) -> Result<()> {
+    let tables: Vec<String> = client
+        .query(
+            "SELECT target_table FROM ferry.onedrive_ingest
+             WHERE source = $1 AND status = 'loaded' AND target_table IS NOT NULL
+             GROUP BY target_table HAVING sum(rows_loaded) > 0",
+            &[&source_name],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    for table in tables {
+        let Some((schema, name)) = table.split_once('.') else {
+            continue;
+        };
+        let quoted = format!(
+            "{}.{}",
+            dataset::quote_ident(schema),
+            dataset::quote_ident(name)
+        );
+        let exists: bool = client
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&quoted])
+            .await?
+            .get(0);
+        let has_rows = exists
+            && client
+                .query_one(&format!("SELECT EXISTS (SELECT 1 FROM {quoted})"), &[])
+                .await?
+                .get::<_, bool>(0);
+        if !has_rows {
+            tracing::warn!(
+                table,
+                "the table lost its rows (a Postgres crash empties unlogged tables); loading its files again"
+            );
+            client
+                .execute(
+                    "DELETE FROM ferry.onedrive_ingest
+                     WHERE source = $1 AND status = 'loaded' AND target_table = $2",
+                    &[&source_name, &table],
+                )
+                .await?;
+        }
+    }
     Ok(())
 }
 

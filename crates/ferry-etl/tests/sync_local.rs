@@ -465,3 +465,26 @@ async fn a_100_mb_line_and_odd_names_are_handled() {
         .get(0);
     assert_eq!(path, odd, "the path is recorded as it is");
 }
+
+#[tokio::test]
+async fn an_emptied_unlogged_table_is_loaded_again() {
+    let mut env = start().await;
+    env.write("datasets/d/v1/a.csv", "x\n1\n2\n");
+    let first = env.sync().await;
+    let table = quoted(&table_of(&first, "datasets/d/v1/a.csv"));
+    // What a Postgres crash does to an unlogged table.
+    env.client
+        .batch_execute(&format!("TRUNCATE {table}"))
+        .await
+        .unwrap();
+    let again = env.sync().await;
+    assert_eq!(again.files_loaded, 1, "{again:#?}");
+    assert_eq!(env.count(&format!("SELECT count(*) FROM {table}")).await, 2);
+    // And a table dropped by hand.
+    env.client
+        .batch_execute(&format!("DROP TABLE {table}"))
+        .await
+        .unwrap();
+    assert_eq!(env.sync().await.files_loaded, 1);
+    assert_eq!(env.count(&format!("SELECT count(*) FROM {table}")).await, 2);
+}
