@@ -12,10 +12,11 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::contract::{self, Contract};
 use crate::csv::Reject;
 use crate::dataset::{self, Format, Kind, Placement};
 use crate::error::{Error, Result};
-use crate::load::{ColumnInfo, Limits, Loaded, Table};
+use crate::load::{ColumnInfo, Limits, Loaded, Table, Target};
 use crate::source::Source;
 use crate::source::SourceFile;
 
@@ -278,6 +279,7 @@ async fn run_files(
             .as_deref()
             .is_none_or(|d| d == placement_dataset)
     };
+    let mut contracts = HashMap::new();
     let total = listing.files.len();
     for (done, file) in listing.files.iter().enumerate() {
         if let Some(progress) = &options.progress {
@@ -305,6 +307,13 @@ async fn run_files(
             schema: placement.format.schema().to_owned(),
             name: dataset::table_name(&placement.dataset, &placement.version),
         };
+        let ingest = Ingest {
+            run_id,
+            source: name,
+            file,
+            placement: &placement,
+            table: &table,
+        };
         let previous = known.remove(&file.item_id);
         if let Some(prev) = &previous
             && prev
@@ -313,7 +322,7 @@ async fn run_files(
         {
             // This version is in this table already (it may have moved, or come back).
             if prev.path != file.path || prev.status == "deleted" {
-                record_rename(client, run_id, name, file, &placement, &table).await?;
+                ingest.record(&*client, None, "renamed", None, None).await?;
                 report.files.push(FileReport {
                     status: "renamed",
                     ..entry(file, &placement, &table)
@@ -321,20 +330,29 @@ async fn run_files(
             }
             continue;
         }
+        let contract = match contract_of(source, &placement.dataset, &mut contracts).await? {
+            Ok(contract) => contract.clone(),
+            Err(message) => {
+                // Not recorded as a failed version: mending the README retries the file.
+                tracing::warn!(path = %file.path, error = %message, "file not loaded");
+                report.files_failed += 1;
+                report.files.push(FileReport {
+                    status: "failed",
+                    error: Some(Error::Contract(message.clone()).to_string()),
+                    ..entry(file, &placement, &table)
+                });
+                continue;
+            }
+        };
+        let limits = Limits {
+            max_reject_rate: contract
+                .max_reject_rate
+                .unwrap_or(options.limits.max_reject_rate),
+            ..options.limits
+        };
         let result = match source.fetch(file).await {
             Ok(fetched) => {
-                let loaded = load_one(
-                    client,
-                    run_id,
-                    name,
-                    source,
-                    file,
-                    &placement,
-                    &table,
-                    &fetched,
-                    options.limits,
-                )
-                .await;
+                let loaded = load_one(client, source, &ingest, &fetched, &contract, limits).await;
                 if fetched.temporary {
                     let _ = std::fs::remove_file(&fetched.path);
                 }
@@ -377,17 +395,7 @@ async fn run_files(
                     Error::RejectRate { loaded, .. } => Some(loaded.as_ref().clone()),
                     _ => None,
                 };
-                record_failure(
-                    client,
-                    run_id,
-                    name,
-                    file,
-                    &placement,
-                    &table,
-                    &err,
-                    loaded.as_ref(),
-                )
-                .await?;
+                record_failure(client, &ingest, &err, loaded.as_ref()).await?;
                 report.files_failed += 1;
                 e.status = "failed";
                 e.error = Some(err.to_string());
@@ -519,82 +527,84 @@ async fn drift(
     }))
 }
 
-#[allow(clippy::too_many_arguments)]
+/// A dataset's contract (none is an empty one), read once per run; `Err` says what is
+/// wrong with it.
+async fn contract_of<'c>(
+    source: &Source,
+    dataset: &str,
+    cache: &'c mut HashMap<String, std::result::Result<Contract, String>>,
+) -> Result<&'c std::result::Result<Contract, String>> {
+    if !cache.contains_key(dataset) {
+        let path = format!("{}/{dataset}/{}", dataset::DATASETS, contract::README);
+        let contract = match source.read_text(&path).await? {
+            None => Ok(Contract::default()),
+            Some(text) => Contract::from_readme(&text)
+                .map(Option::unwrap_or_default)
+                .map_err(|e| format!("the dataset contract in {path}: {e}")),
+        };
+        cache.insert(dataset.to_owned(), contract);
+    }
+    Ok(&cache[dataset])
+}
+
+/// Loads a file version and records it, in one transaction.
 async fn load_one(
     client: &mut tokio_postgres::Client,
-    run_id: i64,
-    source_name: &str,
     source: &Source,
-    file: &SourceFile,
-    placement: &Placement,
-    table: &Table,
+    ingest: &Ingest<'_>,
     fetched: &crate::source::Fetched,
+    contract: &Contract,
     limits: Limits,
 ) -> Result<Loaded> {
     let tx = client.transaction().await?;
-    let loaded = crate::load::load(&tx, table, fetched, placement, &file.item_id, limits).await?;
-    if !source.unchanged(file) {
+    let ids = tx
+        .query_one(
+            "SELECT nextval(pg_get_serial_sequence('ferry.onedrive_ingest', 'id')),
+                    coalesce((SELECT array_agg(id) FROM ferry.onedrive_ingest
+                              WHERE source = $1 AND item_id = $2 AND target_table = $3
+                                AND status = 'loaded'), '{}')",
+            &[
+                &ingest.source,
+                &ingest.file.item_id,
+                &ingest.table.to_string(),
+            ],
+        )
+        .await?;
+    let target = Target {
+        table: ingest.table.clone(),
+        ingest_id: ids.get(0),
+        replaces: ids.get(1),
+    };
+    let loaded =
+        crate::load::load(&tx, &target, fetched, ingest.placement, contract, limits).await?;
+    if !source.unchanged(ingest.file) {
         return Err(Error::ChangedDuringLoad);
     }
-    let ingest = Ingest {
-        run_id,
-        source: source_name,
-        file,
-        placement,
-        table,
-    };
-    ingest.record(&tx, "loaded", Some(&loaded), None).await?;
-    store_rejects(&tx, run_id, source_name, file, &loaded.rejects).await?;
+    ingest
+        .record(&tx, Some(target.ingest_id), "loaded", Some(&loaded), None)
+        .await?;
+    store_rejects(&tx, ingest, &loaded.rejects).await?;
     tx.commit().await?;
     Ok(loaded)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Records a file version that failed, with its first rejects.
 async fn record_failure(
     client: &mut tokio_postgres::Client,
-    run_id: i64,
-    source_name: &str,
-    file: &SourceFile,
-    placement: &Placement,
-    table: &Table,
+    ingest: &Ingest<'_>,
     error: &Error,
     loaded: Option<&Loaded>,
 ) -> Result<()> {
     let tx = client.transaction().await?;
-    let ingest = Ingest {
-        run_id,
-        source: source_name,
-        file,
-        placement,
-        table,
-    };
     ingest
-        .record(&tx, "failed", loaded, Some(&error.to_string()))
+        .record(&tx, None, "failed", loaded, Some(&error.to_string()))
         .await?;
     if let Some(loaded) = loaded {
         let first = &loaded.rejects[..loaded.rejects.len().min(100)];
-        store_rejects(&tx, run_id, source_name, file, first).await?;
+        store_rejects(&tx, ingest, first).await?;
     }
     tx.commit().await?;
     Ok(())
-}
-
-async fn record_rename(
-    client: &mut tokio_postgres::Client,
-    run_id: i64,
-    source_name: &str,
-    file: &SourceFile,
-    placement: &Placement,
-    table: &Table,
-) -> Result<()> {
-    let ingest = Ingest {
-        run_id,
-        source: source_name,
-        file,
-        placement,
-        table,
-    };
-    ingest.record(&*client, "renamed", None, None).await
 }
 
 /// One `ferry.onedrive_ingest` record of a file version.
@@ -607,11 +617,13 @@ struct Ingest<'a> {
 }
 
 impl Ingest<'_> {
-    /// Records what happened. A second `failed` record of a version is dropped (the first
-    /// stands); any other conflict is an error, never silently ignored.
+    /// Records what happened, under `id` when the rows carry it already. A second `failed`
+    /// record of a version is dropped (the first stands); any other conflict is an error,
+    /// never silently ignored.
     async fn record(
         &self,
         client: &impl tokio_postgres::GenericClient,
+        id: Option<i64>,
         status: &str,
         loaded: Option<&Loaded>,
         error: Option<&str>,
@@ -632,10 +644,13 @@ impl Ingest<'_> {
             .execute(
                 &format!(
                     "INSERT INTO ferry.onedrive_ingest
-                         (run_id, source, item_id, path, dataset, version, etag, size,
+                         (id, run_id, source, item_id, path, dataset, version, etag, size,
                           quick_xor_hash, sha256, format, detected_schema, rows_loaded,
                           rows_rejected, target_table, status, error)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
+                     OVERRIDING SYSTEM VALUE
+                     VALUES (coalesce($18, nextval(pg_get_serial_sequence(
+                                 'ferry.onedrive_ingest', 'id'))),
+                             $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
                              $15, $16, $17)
                      {on_conflict}"
                 ),
@@ -657,6 +672,7 @@ impl Ingest<'_> {
                     &self.table.to_string(),
                     &status,
                     &error,
+                    &id,
                 ],
             )
             .await?;
@@ -666,9 +682,7 @@ impl Ingest<'_> {
 
 async fn store_rejects(
     tx: &tokio_postgres::Transaction<'_>,
-    run_id: i64,
-    source_name: &str,
-    file: &SourceFile,
+    ingest: &Ingest<'_>,
     rejects: &[Reject],
 ) -> Result<()> {
     if rejects.is_empty() {
@@ -689,10 +703,10 @@ async fn store_rejects(
          SELECT $1, $2, $3, $4, line, raw, reason
          FROM unnest($5::bigint[], $6::text[], $7::text[]) AS r(line, raw, reason)",
         &[
-            &run_id,
-            &source_name,
-            &file.item_id,
-            &file.path,
+            &ingest.run_id,
+            &ingest.source,
+            &ingest.file.item_id,
+            &ingest.file.path,
             &lines,
             &raw,
             &reasons,

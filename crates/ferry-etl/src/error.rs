@@ -39,6 +39,8 @@ pub enum Error {
     #[error("the source: {0}")]
     Source(String),
     /// Fetching one file failed (the file is retried next run).
+    #[error("{0}; the file is loaded once the contract is mended")]
+    Contract(String),
     #[error("fetching the file failed, it is retried next run: {0}")]
     Fetch(String),
     #[error("another sync of {name} is running; try again when it has finished")]

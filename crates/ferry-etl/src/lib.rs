@@ -11,6 +11,7 @@
 //! - [`alerts`]: failed runs and stale cursors, recorded and announced.
 
 pub mod alerts;
+pub mod contract;
 pub mod csv;
 pub mod dataset;
 pub mod decode;

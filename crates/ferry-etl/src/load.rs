@@ -7,7 +7,8 @@ use std::io::Read;
 use std::io::Seek as _;
 use std::sync::{Arc, Mutex};
 
-use arrow_schema::{DataType, SchemaRef};
+use arrow_array::{ArrayRef, Int64Array, RecordBatch};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use bytes::{Bytes, BytesMut};
 use futures::SinkExt as _;
 use pgpq::pg_schema::PostgresType;
@@ -15,6 +16,7 @@ use serde::Serialize;
 use sha2::Digest as _;
 use tokio::sync::mpsc;
 
+use crate::contract::Contract;
 use crate::csv::{self, ColumnType, Reject};
 use crate::dataset::{Compression, Format, Placement, quote_ident};
 use crate::decode::{self, Shape};
@@ -82,22 +84,36 @@ impl std::fmt::Display for Table {
     }
 }
 
+/// The column naming the `ferry.onedrive_ingest` record of each row's file version.
+pub const INGEST_COLUMN: &str = "_ferry_ingest";
+
 const SAMPLE_BYTES: u64 = 1024 * 1024;
 const SAMPLE_ROWS: usize = 10_000;
 const BATCH_ROWS: usize = 8192;
 /// COPY data is sent in chunks of about this size.
 const CHUNK_BYTES: usize = 1024 * 1024;
 
-/// Loads a file into `table` (created if missing) as the rows of `file_id`, replacing rows
-/// an earlier version of the same file left there.
+/// Where a file version's rows go.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub table: Table,
+    /// The version's `ferry.onedrive_ingest` id, written into every row as `_ferry_ingest`.
+    pub ingest_id: i64,
+    /// Ingest ids of earlier versions of the same file whose rows this version replaces.
+    pub replaces: Vec<i64>,
+}
+
+/// Loads a file into its target table (created if missing), replacing the rows of the
+/// versions it supersedes.
 pub async fn load(
     tx: &tokio_postgres::Transaction<'_>,
-    table: &Table,
+    target: &Target,
     file: &Fetched,
     placement: &Placement,
-    file_id: &str,
+    contract: &Contract,
     limits: Limits,
 ) -> Result<Loaded> {
+    let table = &target.table;
     tx.batch_execute(&format!(
         "CREATE SCHEMA IF NOT EXISTS {}",
         quote_ident(&table.schema)
@@ -106,7 +122,8 @@ pub async fn load(
     let existing = table_columns(tx, table).await?;
     let (shape, columns) = {
         let (file, placement, existing) = (file.clone(), placement.clone(), existing.clone());
-        blocking(move || probe(&file, &placement, &existing)).await?
+        let typed = contract.columns.clone();
+        blocking(move || probe(&file, &placement, &typed, &existing)).await?
     };
     if existing.is_empty() {
         create_table(tx, table, &columns).await?;
@@ -117,14 +134,16 @@ pub async fn load(
             file_columns: describe(&columns),
         });
     }
-    tx.execute("SELECT set_config('ferry.file_id', $1, true)", &[&file_id])
+    if !target.replaces.is_empty() {
+        tx.execute(
+            &format!("DELETE FROM {} WHERE _ferry_ingest = ANY($1)", table.sql()),
+            &[&target.replaces],
+        )
         .await?;
-    tx.execute(
-        &format!("DELETE FROM {} WHERE _ferry_file_id = $1", table.sql()),
-        &[&file_id],
-    )
-    .await?;
-    let column_list: Vec<String> = std::iter::once("_ferry_row".to_owned())
+    }
+    let column_list: Vec<String> = [INGEST_COLUMN, csv::ROW_NUMBER_COLUMN]
+        .into_iter()
+        .map(str::to_owned)
         .chain(columns.iter().map(|c| quote_ident(&c.name)))
         .collect();
     let copy = format!(
@@ -136,8 +155,10 @@ pub async fn load(
     let mut sink = std::pin::pin!(sink);
     let (tx_msg, mut rx) = mpsc::channel::<Msg>(4);
     let parser = {
-        let (file, placement) = (file.clone(), placement.clone());
-        tokio::task::spawn_blocking(move || feed(&file, &placement, &shape, limits, &tx_msg))
+        let (file, placement, ingest_id) = (file.clone(), placement.clone(), target.ingest_id);
+        tokio::task::spawn_blocking(move || {
+            feed(&file, &placement, &shape, ingest_id, limits, &tx_msg)
+        })
     };
     let mut loaded = Loaded {
         columns,
@@ -200,11 +221,12 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
         .map_err(|e| Error::File(format!("the reader stopped: {e}")))?
 }
 
-/// How to read the file, and the columns it fills (with the table's types for CSV, so
-/// later files of a version conform to the first).
+/// How to read the file, and the columns it fills: for CSV the table's types (so later
+/// files of a version conform to the first), else the contract's, else inferred ones.
 fn probe(
     file: &Fetched,
     placement: &Placement,
+    typed: &[csv::Column],
     existing: &[ColumnInfo],
 ) -> Result<(Shape, Vec<ColumnInfo>)> {
     match placement.format {
@@ -221,6 +243,18 @@ fn probe(
             let mut columns = csv::infer(&sample, dialect, SAMPLE_ROWS);
             if columns.is_empty() {
                 return Err(Error::File("the file has no columns".into()));
+            }
+            for want in typed {
+                let column = columns
+                    .iter_mut()
+                    .find(|c| c.name == want.name)
+                    .ok_or_else(|| {
+                        Error::File(format!(
+                            "the dataset contract names column {:?}, which the file does not have",
+                            want.name
+                        ))
+                    })?;
+                column.kind = want.kind;
             }
             let same_names = existing.len() == columns.len()
                 && existing.iter().zip(&columns).all(|(e, c)| e.name == c.name);
@@ -239,13 +273,27 @@ fn probe(
             let info = if same_names { existing.to_vec() } else { info };
             Ok((Shape::Csv { dialect, columns }, info))
         }
-        Format::Json | Format::Jsonl => Ok((
-            Shape::Json,
-            vec![ColumnInfo {
-                name: decode::json::RECORD_COLUMN.to_owned(),
-                pg_type: "jsonb".to_owned(),
-            }],
-        )),
+        Format::Json | Format::Jsonl => {
+            let columns = typed
+                .iter()
+                .map(|c| ColumnInfo {
+                    name: c.name.clone(),
+                    pg_type: canonical(c.kind.postgres()),
+                })
+                .chain(std::iter::once(ColumnInfo {
+                    name: decode::json::RECORD_COLUMN.to_owned(),
+                    pg_type: "jsonb".to_owned(),
+                }))
+                .collect();
+            if typed.iter().any(|c| c.name == decode::json::RECORD_COLUMN) {
+                return Err(Error::File(
+                    "the dataset contract names a column \"record\", which is where JSON records go"
+                        .into(),
+                ));
+            }
+            let typed = typed.to_vec();
+            Ok((Shape::Json { typed }, columns))
+        }
         Format::Parquet => {
             if placement.compression != Compression::None {
                 return Err(Error::File(
@@ -327,15 +375,14 @@ async fn create_table(
         .iter()
         .map(|c| format!("{} {}", quote_ident(&c.name), c.pg_type))
         .collect();
-    // A file's rows are contiguous: a BRIN index finds them for replacement at a fraction
-    // of a btree's cost during COPY.
+    // No index: even a BRIN one adds a quarter to COPY's server time, and only an edited
+    // file's replacement needs to find rows by `_ferry_ingest` (one scan, rarely).
     tx.batch_execute(&format!(
         "CREATE UNLOGGED TABLE {t} (
-             _ferry_file_id text NOT NULL DEFAULT current_setting('ferry.file_id'),
+             {INGEST_COLUMN} bigint NOT NULL,
              _ferry_row bigint NOT NULL,
              {}
          );
-         CREATE INDEX ON {t} USING brin (_ferry_file_id);
          ALTER TABLE {t} ENABLE ROW LEVEL SECURITY;",
         defs.join(",\n"),
         t = table.sql(),
@@ -402,6 +449,7 @@ fn feed(
     file: &Fetched,
     placement: &Placement,
     shape: &Shape,
+    ingest_id: i64,
     limits: Limits,
     out: &mpsc::Sender<Msg>,
 ) -> Result<Hashed> {
@@ -420,7 +468,8 @@ fn feed(
         BATCH_ROWS,
         limits.max_record_bytes,
     )?;
-    let mut encoder = encoder(&decoder.schema, &decoder.jsonb)?;
+    let schema = with_ingest_column(&decoder.schema);
+    let mut encoder = encoder(&schema, &decoder.jsonb)?;
     let mut buf = BytesMut::with_capacity(CHUNK_BYTES * 2);
     let encode_err = |e: pgpq::error::ErrorKind| Error::File(format!("encoding rows: {e}"));
     encoder.write_header(&mut buf).map_err(encode_err)?;
@@ -431,9 +480,15 @@ fn feed(
         if !batch.rejects.is_empty() && !send(Msg::Rejects(batch.rejects)) {
             return Ok(finish_hash(&hash));
         }
-        encoder
-            .write_batch(&batch.rows, &mut buf)
-            .map_err(encode_err)?;
+        let ingest: ArrayRef = Arc::new(Int64Array::from_value(ingest_id, batch.rows.num_rows()));
+        let rows = RecordBatch::try_new(
+            schema.clone(),
+            std::iter::once(ingest)
+                .chain(batch.rows.columns().iter().cloned())
+                .collect(),
+        )
+        .map_err(|e| Error::File(format!("encoding rows: {e}")))?;
+        encoder.write_batch(&rows, &mut buf).map_err(encode_err)?;
         if buf.len() >= CHUNK_BYTES && !send(Msg::Data(buf.split().freeze())) {
             return Ok(finish_hash(&hash));
         }
@@ -453,6 +508,16 @@ fn feed(
     };
     std::io::copy(&mut rest, &mut std::io::sink()).map_err(Error::io("read", path))?;
     Ok(finish_hash(&hash))
+}
+
+/// The decoder's schema with `_ferry_ingest` in front.
+fn with_ingest_column(schema: &SchemaRef) -> SchemaRef {
+    let ingest = Arc::new(Field::new(INGEST_COLUMN, DataType::Int64, false));
+    Arc::new(Schema::new(
+        std::iter::once(ingest)
+            .chain(schema.fields().iter().cloned())
+            .collect::<Vec<_>>(),
+    ))
 }
 
 fn finish_hash(hash: &Mutex<(sha2::Sha256, u64)>) -> Hashed {

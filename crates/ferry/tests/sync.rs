@@ -97,7 +97,14 @@ async fn fingerprint(client: &tokio_postgres::Client) -> Vec<(String, i64, Strin
     for t in tables {
         let row = client
             .query_one(
-                &format!("SELECT count(*), md5(coalesce(string_agg(x::text, E'\\n' ORDER BY x::text), '')) FROM {t} x"),
+                // Ingest ids differ between runs: each row is named by its file version.
+                &format!(
+                    "SELECT count(*), md5(coalesce(string_agg(r, E'\\n' ORDER BY r), ''))
+                     FROM (SELECT coalesce(i.item_id || ' ' || i.etag, 'no ingest record')
+                                  || ' ' || (to_jsonb(x) - '_ferry_ingest')::text AS r
+                           FROM {t} x
+                           LEFT JOIN ferry.onedrive_ingest i ON i.id = x._ferry_ingest) s"
+                ),
                 &[],
             )
             .await

@@ -22,8 +22,10 @@ mod tests;
 
 pub use dialect::{Dialect, sniff};
 pub use infer::infer;
+pub(crate) use reader::ColumnBuilder;
 pub use reader::{Batch, Reader, Reject};
 pub use types::{Column, ColumnType};
+pub(crate) use types::{Value, parse_value};
 
 /// Name of the first column of every batch: the 1-based record number in the file.
 pub const ROW_NUMBER_COLUMN: &str = "_ferry_row";

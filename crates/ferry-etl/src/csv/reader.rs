@@ -280,7 +280,8 @@ struct Rows {
     columns: Vec<ColumnBuilder>,
 }
 
-enum ColumnBuilder {
+/// Builds one typed column of a batch.
+pub(crate) enum ColumnBuilder {
     Bool(BooleanBuilder),
     Int(Int64Builder),
     Float(Float64Builder),
@@ -289,32 +290,64 @@ enum ColumnBuilder {
     Text(StringBuilder),
 }
 
+impl ColumnBuilder {
+    pub(crate) fn new(kind: ColumnType, capacity: usize) -> Self {
+        match kind {
+            ColumnType::Bool => ColumnBuilder::Bool(BooleanBuilder::with_capacity(capacity)),
+            ColumnType::Int64 => ColumnBuilder::Int(Int64Builder::with_capacity(capacity)),
+            ColumnType::Float64 => ColumnBuilder::Float(Float64Builder::with_capacity(capacity)),
+            ColumnType::Date => ColumnBuilder::Date(Date32Builder::with_capacity(capacity)),
+            ColumnType::Timestamp => {
+                ColumnBuilder::Timestamp(TimestampMicrosecondBuilder::with_capacity(capacity))
+            }
+            ColumnType::TimestampTz => ColumnBuilder::Timestamp(
+                TimestampMicrosecondBuilder::with_capacity(capacity).with_timezone("UTC"),
+            ),
+            ColumnType::Text => {
+                ColumnBuilder::Text(StringBuilder::with_capacity(capacity, capacity * 16))
+            }
+        }
+    }
+
+    /// Appends a checked value: a parsed `cell` for typed columns, `text` for text ones
+    /// (`None` is NULL).
+    pub(crate) fn append(&mut self, cell: Option<Value>, text: Option<&str>) {
+        match (self, cell) {
+            (ColumnBuilder::Text(b), _) => b.append_option(text),
+            (ColumnBuilder::Bool(b), Some(Value::Bool(v))) => b.append_value(v),
+            (ColumnBuilder::Int(b), Some(Value::Int(v))) => b.append_value(v),
+            (ColumnBuilder::Float(b), Some(Value::Float(v))) => b.append_value(v),
+            (ColumnBuilder::Date(b), Some(Value::Days(v))) => b.append_value(v),
+            (ColumnBuilder::Timestamp(b), Some(Value::Micros(v))) => b.append_value(v),
+            (ColumnBuilder::Bool(b), _) => b.append_null(),
+            (ColumnBuilder::Int(b), _) => b.append_null(),
+            (ColumnBuilder::Float(b), _) => b.append_null(),
+            (ColumnBuilder::Date(b), _) => b.append_null(),
+            (ColumnBuilder::Timestamp(b), _) => b.append_null(),
+        }
+    }
+
+    pub(crate) fn finish(&mut self) -> ArrayRef {
+        match self {
+            ColumnBuilder::Bool(b) => Arc::new(b.finish()),
+            ColumnBuilder::Int(b) => Arc::new(b.finish()),
+            ColumnBuilder::Float(b) => Arc::new(b.finish()),
+            ColumnBuilder::Date(b) => Arc::new(b.finish()),
+            ColumnBuilder::Timestamp(b) => Arc::new(b.finish()),
+            ColumnBuilder::Text(b) => Arc::new(b.finish()),
+        }
+    }
+}
+
 impl Rows {
     fn new(columns: &[Column], capacity: usize) -> Self {
-        let columns = columns
-            .iter()
-            .map(|c| match c.kind {
-                ColumnType::Bool => ColumnBuilder::Bool(BooleanBuilder::with_capacity(capacity)),
-                ColumnType::Int64 => ColumnBuilder::Int(Int64Builder::with_capacity(capacity)),
-                ColumnType::Float64 => {
-                    ColumnBuilder::Float(Float64Builder::with_capacity(capacity))
-                }
-                ColumnType::Date => ColumnBuilder::Date(Date32Builder::with_capacity(capacity)),
-                ColumnType::Timestamp => {
-                    ColumnBuilder::Timestamp(TimestampMicrosecondBuilder::with_capacity(capacity))
-                }
-                ColumnType::TimestampTz => ColumnBuilder::Timestamp(
-                    TimestampMicrosecondBuilder::with_capacity(capacity).with_timezone("UTC"),
-                ),
-                ColumnType::Text => {
-                    ColumnBuilder::Text(StringBuilder::with_capacity(capacity, capacity * 16))
-                }
-            })
-            .collect();
         Rows {
             len: 0,
             row_numbers: Int64Builder::with_capacity(capacity),
-            columns,
+            columns: columns
+                .iter()
+                .map(|c| ColumnBuilder::new(c.kind, capacity))
+                .collect(),
         }
     }
 
@@ -323,35 +356,15 @@ impl Rows {
         self.len += 1;
         self.row_numbers.append_value(row_number);
         for ((builder, cell), field) in self.columns.iter_mut().zip(cells).zip(record) {
-            match (builder, *cell) {
-                // `check` validated the UTF-8, so this borrows without copying.
-                (ColumnBuilder::Text(b), _) => b.append_value(String::from_utf8_lossy(field)),
-                (ColumnBuilder::Bool(b), Some(Value::Bool(v))) => b.append_value(v),
-                (ColumnBuilder::Int(b), Some(Value::Int(v))) => b.append_value(v),
-                (ColumnBuilder::Float(b), Some(Value::Float(v))) => b.append_value(v),
-                (ColumnBuilder::Date(b), Some(Value::Days(v))) => b.append_value(v),
-                (ColumnBuilder::Timestamp(b), Some(Value::Micros(v))) => b.append_value(v),
-                (ColumnBuilder::Bool(b), _) => b.append_null(),
-                (ColumnBuilder::Int(b), _) => b.append_null(),
-                (ColumnBuilder::Float(b), _) => b.append_null(),
-                (ColumnBuilder::Date(b), _) => b.append_null(),
-                (ColumnBuilder::Timestamp(b), _) => b.append_null(),
-            }
+            // `check` validated the UTF-8.
+            let text = std::str::from_utf8(field).ok();
+            builder.append(*cell, text);
         }
     }
 
     fn finish(mut self, schema: &SchemaRef) -> Result<RecordBatch, Error> {
         let mut arrays: Vec<ArrayRef> = vec![Arc::new(self.row_numbers.finish())];
-        arrays.extend(self.columns.iter_mut().map(|b| -> ArrayRef {
-            match b {
-                ColumnBuilder::Bool(b) => Arc::new(b.finish()),
-                ColumnBuilder::Int(b) => Arc::new(b.finish()),
-                ColumnBuilder::Float(b) => Arc::new(b.finish()),
-                ColumnBuilder::Date(b) => Arc::new(b.finish()),
-                ColumnBuilder::Timestamp(b) => Arc::new(b.finish()),
-                ColumnBuilder::Text(b) => Arc::new(b.finish()),
-            }
-        }));
+        arrays.extend(self.columns.iter_mut().map(ColumnBuilder::finish));
         Ok(RecordBatch::try_new(Arc::clone(schema), arrays)?)
     }
 }

@@ -139,7 +139,7 @@ impl TypeSet {
 
 /// A parsed, non-null value.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(super) enum Value {
+pub(crate) enum Value {
     Bool(bool),
     Int(i64),
     Float(f64),
@@ -150,7 +150,7 @@ pub(super) enum Value {
 }
 
 /// Parses a non-empty `s` as `kind`. `Text` is never parsed (returns `None`).
-pub(super) fn parse_value(kind: ColumnType, s: &str) -> Option<Value> {
+pub(crate) fn parse_value(kind: ColumnType, s: &str) -> Option<Value> {
     match kind {
         ColumnType::Bool => parse_bool(s).map(Value::Bool),
         ColumnType::Int64 => parse_int(s).map(Value::Int),

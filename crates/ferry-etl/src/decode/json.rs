@@ -1,7 +1,9 @@
 //! JSON files as rows: a JSONL file is one record per line; a `.json` file holding an array
 //! is one record per element (split while streaming, never parsed whole); any other JSON
-//! value is one record. Each record becomes a `jsonb` value in the column `record`. A line
-//! or element that is not JSON is a reject; a `.json` file that is not JSON fails.
+//! value is one record. Each record becomes a `jsonb` value in the column `record`, after
+//! the typed columns a dataset contract names (taken from the record's top-level keys). A
+//! line or element that is not JSON, or whose typed value does not fit, is a reject; a
+//! `.json` file that is not JSON fails.
 
 use std::io::{BufRead, Read};
 use std::sync::Arc;
@@ -10,17 +12,61 @@ use arrow_array::builder::{Int64Builder, StringBuilder};
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
-use crate::csv::{Batch, ROW_NUMBER_COLUMN, Reject};
+use crate::csv::{Batch, Column, ColumnBuilder, ColumnType, ROW_NUMBER_COLUMN, Reject, Value};
 use crate::error::{Error, Result};
 
 /// The column holding each record.
 pub const RECORD_COLUMN: &str = "record";
 
-pub fn schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new(ROW_NUMBER_COLUMN, DataType::Int64, false),
-        Field::new(RECORD_COLUMN, DataType::Utf8, true),
-    ]))
+/// `_ferry_row`, the typed columns, then `record`.
+pub fn schema(typed: &[Column]) -> SchemaRef {
+    let row = Field::new(ROW_NUMBER_COLUMN, DataType::Int64, false);
+    let typed = typed
+        .iter()
+        .map(|c| Field::new(&c.name, c.kind.arrow(), true));
+    let record = Field::new(RECORD_COLUMN, DataType::Utf8, true);
+    Arc::new(Schema::new(
+        std::iter::once(row)
+            .chain(typed)
+            .chain(std::iter::once(record))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// A record's value for a typed column: (parsed value, text), both `None` for NULL. A
+/// missing key, `null` and `""` are NULL; strings are parsed like CSV fields; a text column
+/// takes any other value as its JSON text.
+fn typed_value(
+    column: &Column,
+    value: Option<&serde_json::Value>,
+) -> std::result::Result<(Option<Value>, Option<String>), String> {
+    use serde_json::Value as J;
+    let text = match value {
+        None | Some(J::Null) => return Ok((None, None)),
+        Some(J::String(s)) if s.is_empty() => return Ok((None, None)),
+        Some(J::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    };
+    if column.kind == ColumnType::Text {
+        return Ok((None, Some(text)));
+    }
+    let fits = match value {
+        Some(J::Bool(_)) => column.kind == ColumnType::Bool,
+        Some(J::Number(_)) => matches!(column.kind, ColumnType::Int64 | ColumnType::Float64),
+        Some(J::String(_)) => true,
+        _ => false,
+    };
+    match crate::csv::parse_value(column.kind, &text).filter(|_| fits) {
+        Some(v) => Ok((Some(v), None)),
+        None => {
+            let shown: String = text.chars().take(100).collect();
+            Err(format!(
+                "key {:?}: {shown} is not a {}",
+                column.name,
+                column.kind.postgres()
+            ))
+        }
+    }
 }
 
 /// One record's bytes and the line it starts on.
@@ -213,15 +259,21 @@ impl<R: Read> ArrayScanner<R> {
 /// Turns records into batches of (`_ferry_row`, `record` as JSON text for jsonb).
 pub fn decode(
     records: impl Iterator<Item = Result<Record>> + Send + 'static,
+    typed: Vec<Column>,
     batch_rows: usize,
     max_record_bytes: usize,
 ) -> impl Iterator<Item = Result<Batch>> + Send {
-    let schema = schema();
+    let schema = schema(&typed);
     let mut records = records.peekable();
     let mut row = 0u64;
     std::iter::from_fn(move || {
         records.peek()?;
         let mut numbers = Int64Builder::new();
+        let mut columns: Vec<ColumnBuilder> = typed
+            .iter()
+            .map(|c| ColumnBuilder::new(c.kind, batch_rows))
+            .collect();
+        let mut cells = Vec::with_capacity(typed.len());
         let mut values = StringBuilder::new();
         let mut rejects = Vec::new();
         let mut taken = 0;
@@ -251,21 +303,42 @@ pub fn decode(
                     continue;
                 }
             };
-            match serde_json::from_str::<serde_json::Value>(text) {
-                // Postgres jsonb cannot hold \u0000 in strings.
-                Ok(_) if text.contains("\\u0000") => {
-                    rejects.push(reject(
-                        "a string holds \\u0000, which jsonb cannot store".into(),
-                    ));
+            let parsed = match serde_json::from_str::<serde_json::Value>(text) {
+                Ok(v) => v,
+                Err(e) => {
+                    rejects.push(reject(format!("not JSON: {e}")));
+                    continue;
                 }
-                Ok(_) => {
-                    numbers.append_value(row as i64);
-                    values.append_value(text);
-                }
-                Err(e) => rejects.push(reject(format!("not JSON: {e}"))),
+            };
+            // Postgres jsonb cannot hold \u0000 in strings.
+            if text.contains("\\u0000") {
+                rejects.push(reject(
+                    "a string holds \\u0000, which jsonb cannot store".into(),
+                ));
+                continue;
             }
+            cells.clear();
+            let typed_cells = typed
+                .iter()
+                .map(|c| typed_value(c, parsed.get(&c.name)))
+                .collect::<std::result::Result<Vec<_>, String>>();
+            match typed_cells {
+                Ok(found) => cells.extend(found),
+                Err(reason) => {
+                    rejects.push(reject(reason));
+                    continue;
+                }
+            }
+            numbers.append_value(row as i64);
+            for (builder, (cell, text)) in columns.iter_mut().zip(cells.drain(..)) {
+                builder.append(cell, text.as_deref());
+            }
+            values.append_value(text);
         }
-        let columns: Vec<ArrayRef> = vec![Arc::new(numbers.finish()), Arc::new(values.finish())];
+        let columns: Vec<ArrayRef> = std::iter::once(Arc::new(numbers.finish()) as ArrayRef)
+            .chain(columns.iter_mut().map(ColumnBuilder::finish))
+            .chain(std::iter::once(Arc::new(values.finish()) as ArrayRef))
+            .collect();
         Some(
             RecordBatch::try_new(schema.clone(), columns)
                 .map(|rows| Batch { rows, rejects })
@@ -306,7 +379,12 @@ mod tests {
     #[test]
     fn json_lines_with_bad_lines() {
         let input = b"{\"a\":1}\n\n{oops}\n[1,2]\n\xff\n\"s\"\n".to_vec();
-        let (rows, rejects) = collect(decode(lines(std::io::Cursor::new(input), 1000), 2, 1000));
+        let (rows, rejects) = collect(decode(
+            lines(std::io::Cursor::new(input), 1000),
+            Vec::new(),
+            2,
+            1000,
+        ));
         assert_eq!(
             rows,
             vec![
@@ -324,7 +402,12 @@ mod tests {
     fn a_long_line_is_rejected_and_the_next_read() {
         let mut input = vec![b'x'; 5000];
         input.extend_from_slice(b"\n{\"ok\":true}\n");
-        let (rows, rejects) = collect(decode(lines(std::io::Cursor::new(input), 100), 10, 100));
+        let (rows, rejects) = collect(decode(
+            lines(std::io::Cursor::new(input), 100),
+            Vec::new(),
+            10,
+            100,
+        ));
         assert_eq!(rows, vec![(2, "{\"ok\":true}".into())]);
         assert!(rejects[0].reason.contains("longer than 100"));
     }
@@ -333,7 +416,7 @@ mod tests {
     fn array_elements_are_split_while_streaming() {
         let input = b" [\n {\"a\": \"x,]}\"},\n [1, [2]],\n 3 , {bad}\n]".to_vec();
         let records = document(std::io::Cursor::new(input), 1000).unwrap();
-        let (rows, rejects) = collect(decode(records, 10, 1000));
+        let (rows, rejects) = collect(decode(records, Vec::new(), 10, 1000));
         assert_eq!(
             rows,
             vec![
@@ -349,7 +432,7 @@ mod tests {
     #[test]
     fn a_single_document_and_not_json() {
         let records = document(std::io::Cursor::new(b"{\"k\": [1]}".to_vec()), 1000).unwrap();
-        let (rows, _) = collect(decode(records, 10, 1000));
+        let (rows, _) = collect(decode(records, Vec::new(), 10, 1000));
         assert_eq!(rows, vec![(1, "{\"k\": [1]}".into())]);
         let err = document(std::io::Cursor::new(b"id,name\n1,x\n".to_vec()), 1000)
             .err()

@@ -38,7 +38,10 @@ pub enum Shape {
         dialect: Dialect,
         columns: Vec<Column>,
     },
-    Json,
+    Json {
+        /// Typed columns a dataset contract names.
+        typed: Vec<Column>,
+    },
     Parquet,
 }
 
@@ -87,15 +90,20 @@ pub fn open(
                 batches: Box::new(reader.map(|b| b.map_err(|e| Error::File(e.to_string())))),
             }
         }
-        Shape::Json => {
+        Shape::Json { typed } => {
             let records: Box<dyn Iterator<Item = Result<(u64, Vec<u8>)>> + Send> = match format {
                 Format::Jsonl => Box::new(json::lines(input, max_record_bytes)),
                 _ => json::document(input, max_record_bytes)?,
             };
             Decoder {
-                schema: json::schema(),
+                schema: json::schema(typed),
                 jsonb: vec![json::RECORD_COLUMN.to_owned()],
-                batches: Box::new(json::decode(records, batch_rows, max_record_bytes)),
+                batches: Box::new(json::decode(
+                    records,
+                    typed.clone(),
+                    batch_rows,
+                    max_record_bytes,
+                )),
             }
         }
         Shape::Parquet => {

@@ -72,6 +72,27 @@ impl LocalSource {
         }
     }
 
+    /// A small UTF-8 file under the root, if it is there.
+    pub fn read_text(&self, path: &str) -> crate::Result<Option<String>> {
+        let full = self.root.join(path);
+        use std::io::Read as _;
+        let file = match std::fs::File::open(&full) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            other => other.map_err(crate::Error::io("open", &full))?,
+        };
+        let mut body = String::new();
+        file.take(super::MAX_TEXT_BYTES + 1)
+            .read_to_string(&mut body)
+            .map_err(crate::Error::io("read", &full))?;
+        if body.len() as u64 > super::MAX_TEXT_BYTES {
+            return Err(crate::Error::Source(format!(
+                "{path} is larger than {} bytes",
+                super::MAX_TEXT_BYTES
+            )));
+        }
+        Ok(Some(body))
+    }
+
     /// Writes `body` at `path` under the root, atomically (temp file, then rename).
     pub fn publish(&self, path: &str, body: &[u8]) -> crate::Result<()> {
         let dest = self.root.join(path);

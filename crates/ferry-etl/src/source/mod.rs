@@ -32,6 +32,9 @@ pub struct Changes {
     pub cursor: String,
 }
 
+/// The largest small text file ([`Source::read_text`]) read.
+pub const MAX_TEXT_BYTES: u64 = 1024 * 1024;
+
 /// A file fetched for loading: a local path to read.
 #[derive(Debug, Clone)]
 pub struct Fetched {
@@ -104,6 +107,14 @@ impl Source {
         match self {
             Source::Local(s) => Ok(s.fetch(file)),
             Source::OneDrive(s) => s.fetch(file).await,
+        }
+    }
+
+    /// A small UTF-8 file under the root (a dataset's README), or `None` if there is none.
+    pub async fn read_text(&self, path: &str) -> crate::Result<Option<String>> {
+        match self {
+            Source::Local(s) => s.read_text(path),
+            Source::OneDrive(s) => s.read_text(path).await,
         }
     }
 

@@ -216,6 +216,42 @@ impl OneDriveSource {
             .map_err(|e| Error::Source(format!("uploading {remote}: {e}")))
     }
 
+    /// A small UTF-8 file under the root, if it is there (read into memory, not staged).
+    pub async fn read_text(&self, path: &str) -> Result<Option<String>> {
+        use futures::StreamExt as _;
+        let remote = format!("{}/{path}", self.root);
+        let fail = |e: ferry_graph::Error| Error::Source(format!("reading {remote}: {e}"));
+        let item = match self.graph.item_by_path(&remote).await {
+            Err(e) if e.graph_code() == Some("itemNotFound") => return Ok(None),
+            other => other.map_err(fail)?,
+        };
+        let too_large = || {
+            Error::Source(format!(
+                "{remote} is larger than {} bytes",
+                super::MAX_TEXT_BYTES
+            ))
+        };
+        if item.size.unwrap_or(0) > super::MAX_TEXT_BYTES {
+            return Err(too_large());
+        }
+        let stream = self
+            .graph
+            .download_range(&item.id, None)
+            .await
+            .map_err(fail)?;
+        let mut stream = std::pin::pin!(stream);
+        let mut body = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            body.extend_from_slice(&chunk.map_err(fail)?);
+            if body.len() as u64 > super::MAX_TEXT_BYTES {
+                return Err(too_large());
+            }
+        }
+        String::from_utf8(body)
+            .map(Some)
+            .map_err(|_| Error::Source(format!("{remote} is not UTF-8 text")))
+    }
+
     /// Downloads the file into staging (encrypted when there is a key), checked against
     /// its quickXorHash.
     pub async fn fetch(&self, file: &SourceFile) -> Result<Fetched> {

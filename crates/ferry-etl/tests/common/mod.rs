@@ -43,7 +43,9 @@ impl Env {
     pub async fn rows(&self, table: &str, columns: &str) -> Vec<Vec<Option<String>>> {
         let (schema, name) = table.split_once('.').unwrap();
         let sql = format!(
-            "SELECT {columns} FROM \"{schema}\".\"{name}\" ORDER BY _ferry_file_id, _ferry_row"
+            "SELECT {columns} FROM \"{schema}\".\"{name}\" ORDER BY
+                 (SELECT item_id FROM ferry.onedrive_ingest i WHERE i.id = _ferry_ingest),
+                 _ferry_row"
         );
         self.client
             .query(&sql, &[])
