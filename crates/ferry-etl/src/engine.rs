@@ -17,8 +17,7 @@ use crate::csv::Reject;
 use crate::dataset::{self, Format, Kind, Placement};
 use crate::error::{Error, Result};
 use crate::load::{ColumnInfo, Limits, Loaded, Table, Target};
-use crate::source::Source;
-use crate::source::SourceFile;
+use crate::source::{Fetched, Source, SourceFile};
 
 /// Where each run's manifest is published under the source's root.
 pub const MANIFESTS: &str = "etl-staging/manifests";
@@ -54,6 +53,8 @@ pub struct Options {
     /// Where the run's manifest is written (besides Postgres), if anywhere.
     pub manifest_dir: Option<PathBuf>,
     pub progress: Option<ProgressFn>,
+    /// Files downloaded at once, ahead of the loader (OneDrive).
+    pub downloads: usize,
 }
 
 impl std::fmt::Debug for Options {
@@ -63,6 +64,7 @@ impl std::fmt::Debug for Options {
             .field("trigger", &self.trigger)
             .field("limits", &self.limits)
             .field("manifest_dir", &self.manifest_dir)
+            .field("downloads", &self.downloads)
             .finish_non_exhaustive()
     }
 }
@@ -75,6 +77,7 @@ impl Default for Options {
             limits: Limits::default(),
             manifest_dir: None,
             progress: None,
+            downloads: 4,
         }
     }
 }
@@ -182,6 +185,7 @@ async fn run(
     options: &Options,
 ) -> Result<Report> {
     let started = Instant::now();
+    source.clear_staging()?;
     // Runs still marked running were cut short (we hold the source's lock now).
     client
         .execute(
@@ -273,21 +277,32 @@ async fn run_files(
         throttled: 0,
         files: Vec::new(),
     };
-    let wanted = |placement_dataset: &str| {
-        options
-            .dataset
-            .as_deref()
-            .is_none_or(|d| d == placement_dataset)
-    };
+    let wanted = |dataset: &str| options.dataset.as_deref().is_none_or(|d| d == dataset);
+    let steps: Vec<Step> = listing
+        .files
+        .iter()
+        .map(|file| step(file, &known, wanted))
+        .collect();
+    let mut downloads = Prefetch::start(
+        source,
+        listing
+            .files
+            .iter()
+            .zip(&steps)
+            .filter(|(_, step)| matches!(step, Step::Load { .. }))
+            .map(|(file, _)| file.clone())
+            .collect(),
+        options.downloads,
+    );
     let mut contracts = HashMap::new();
     let total = listing.files.len();
-    for (done, file) in listing.files.iter().enumerate() {
+    for (done, (file, step)) in listing.files.iter().zip(steps).enumerate() {
         if let Some(progress) = &options.progress {
             progress(done, total, &file.path);
         }
-        let placement = match dataset::classify(&file.path) {
-            Kind::Data(p) if wanted(&p.dataset) => p,
-            Kind::Unsupported { dataset, version } if wanted(&dataset) => {
+        let (placement, table) = match step {
+            Step::Ignore => continue,
+            Step::Unsupported { dataset, version } => {
                 report.files_seen += 1;
                 report.files_skipped += 1;
                 report.files.push(skipped(
@@ -300,13 +315,32 @@ async fn run_files(
                 known.remove(&file.item_id);
                 continue;
             }
-            _ => continue,
+            Step::Have { placement, table } => {
+                report.files_seen += 1;
+                // This version is in this table already; it may have moved, or come back.
+                let prev = known.remove(&file.item_id);
+                if prev.is_some_and(|p| p.path != file.path || p.status == "deleted") {
+                    let ingest = Ingest {
+                        run_id,
+                        source: name,
+                        file,
+                        placement: &placement,
+                        table: &table,
+                    };
+                    ingest.record(&*client, None, "renamed", None, None).await?;
+                    report.files.push(FileReport {
+                        status: "renamed",
+                        ..entry(file, &placement, &table)
+                    });
+                }
+                continue;
+            }
+            Step::Load { placement, table } => (placement, table),
         };
         report.files_seen += 1;
-        let table = Table {
-            schema: placement.format.schema().to_owned(),
-            name: dataset::table_name(&placement.dataset, &placement.version),
-        };
+        known.remove(&file.item_id);
+        // Taken in listing order, whatever happens to the file below.
+        let fetched = downloads.next().await;
         let ingest = Ingest {
             run_id,
             source: name,
@@ -314,25 +348,10 @@ async fn run_files(
             placement: &placement,
             table: &table,
         };
-        let previous = known.remove(&file.item_id);
-        if let Some(prev) = &previous
-            && prev
-                .versions
-                .contains(&(file.etag.clone(), table.to_string()))
-        {
-            // This version is in this table already (it may have moved, or come back).
-            if prev.path != file.path || prev.status == "deleted" {
-                ingest.record(&*client, None, "renamed", None, None).await?;
-                report.files.push(FileReport {
-                    status: "renamed",
-                    ..entry(file, &placement, &table)
-                });
-            }
-            continue;
-        }
         let contract = match contract_of(source, &placement.dataset, &mut contracts).await? {
             Ok(contract) => contract.clone(),
             Err(message) => {
+                discard(fetched);
                 // Not recorded as a failed version: mending the README retries the file.
                 tracing::warn!(path = %file.path, error = %message, "file not loaded");
                 report.files_failed += 1;
@@ -350,7 +369,7 @@ async fn run_files(
                 .unwrap_or(options.limits.max_reject_rate),
             ..options.limits
         };
-        let result = match source.fetch(file).await {
+        let result = match fetched {
             Ok(fetched) => {
                 let loaded = load_one(client, source, &ingest, &fetched, &contract, limits).await;
                 if fetched.temporary {
@@ -464,6 +483,107 @@ async fn run_files(
         "failed"
     };
     Ok(report)
+}
+
+/// What a run does with a listed file, decided before any is loaded (so that downloads can
+/// run ahead).
+enum Step {
+    /// Not a data file, or not of a dataset this run syncs.
+    Ignore,
+    /// In a version folder, but of a format ferry does not read.
+    Unsupported {
+        dataset: String,
+        version: String,
+    },
+    /// This version is in its table already.
+    Have {
+        placement: Placement,
+        table: Table,
+    },
+    Load {
+        placement: Placement,
+        table: Table,
+    },
+}
+
+fn step(file: &SourceFile, known: &HashMap<String, Known>, wanted: impl Fn(&str) -> bool) -> Step {
+    let placement = match dataset::classify(&file.path) {
+        Kind::Data(p) if wanted(&p.dataset) => p,
+        Kind::Unsupported { dataset, version } if wanted(&dataset) => {
+            return Step::Unsupported { dataset, version };
+        }
+        _ => return Step::Ignore,
+    };
+    let table = Table {
+        schema: placement.format.schema().to_owned(),
+        name: dataset::table_name(&placement.dataset, &placement.version),
+    };
+    let have = known.get(&file.item_id).is_some_and(|prev| {
+        prev.versions
+            .contains(&(file.etag.clone(), table.to_string()))
+    });
+    if have {
+        Step::Have { placement, table }
+    } else {
+        Step::Load { placement, table }
+    }
+}
+
+/// Downloads the files to load ahead of the loader, `parallel` at a time, handing them
+/// over in order. At most `parallel + 1` staged files wait besides the one being loaded.
+struct Prefetch {
+    files: tokio::sync::mpsc::Receiver<Result<Fetched>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Prefetch {
+    fn start(source: &Source, files: Vec<SourceFile>, parallel: usize) -> Self {
+        use futures::StreamExt as _;
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let source = source.clone();
+        let task = tokio::spawn(async move {
+            let mut fetched = futures::stream::iter(files)
+                .map(|file| {
+                    let source = source.clone();
+                    async move { source.fetch(&file).await }
+                })
+                .buffered(parallel.max(1));
+            while let Some(result) = fetched.next().await {
+                if let Err(tokio::sync::mpsc::error::SendError(unsent)) = tx.send(result).await {
+                    discard(unsent);
+                    break;
+                }
+            }
+        });
+        Prefetch { files: rx, task }
+    }
+
+    /// The next file, in the order given.
+    async fn next(&mut self) -> Result<Fetched> {
+        self.files
+            .recv()
+            .await
+            .unwrap_or_else(|| Err(Error::Fetch("the download task stopped".into())))
+    }
+}
+
+impl Drop for Prefetch {
+    fn drop(&mut self) {
+        // Downloads cut short leave partial staging files: the next run clears them.
+        self.task.abort();
+        while let Ok(unused) = self.files.try_recv() {
+            discard(unused);
+        }
+    }
+}
+
+/// Removes a staging copy nobody will load.
+fn discard(fetched: Result<Fetched>) {
+    if let Ok(f) = fetched
+        && f.temporary
+    {
+        let _ = std::fs::remove_file(&f.path);
+    }
 }
 
 /// Compares a loaded version's columns with those of the dataset's previous version (the

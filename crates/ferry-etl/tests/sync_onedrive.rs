@@ -60,9 +60,23 @@ impl Env {
     }
 
     async fn sync(&mut self) -> Report {
-        sync(&mut self.client, &self.source, &Options::default())
+        self.sync_with(Options::default()).await
+    }
+
+    async fn sync_with(&mut self, options: Options) -> Report {
+        sync(&mut self.client, &self.source, &options)
             .await
             .unwrap()
+    }
+
+    /// The source's own staging folder (one per source, under the configured one).
+    fn staging(&self) -> std::path::PathBuf {
+        let mut dirs: Vec<_> = std::fs::read_dir(self.dir.path().join("staging"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(dirs.len(), 1, "{dirs:?}");
+        dirs.remove(0)
     }
 
     async fn values(&self, table: &str) -> Vec<String> {
@@ -114,7 +128,7 @@ async fn onedrive_files_load_once_and_follow_edits_renames_deletes_and_resyncs()
         "OneDrive's hash is recorded"
     );
     assert_eq!(ingest.1.len(), 64);
-    let staging = env.dir.path().join("staging");
+    let staging = env.staging();
     assert_eq!(
         std::fs::read_dir(&staging).unwrap().count(),
         0,
@@ -270,4 +284,78 @@ async fn staging_files_are_encrypted_and_parquet_reads_through_them() {
         hex::encode(sha2::Sha256::digest(&bytes)),
         "sha256 of the plaintext"
     );
+}
+
+#[tokio::test]
+async fn downloads_run_ahead_in_parallel_and_contracts_come_from_the_drive() {
+    let mut env = start().await;
+    env.put(
+        "datasets/a/README.md",
+        "# a\n\n```toml contract\n[columns]\nid = \"text\"\n```\n",
+    )
+    .await;
+    for dataset in ["a", "b"] {
+        for i in 0..8 {
+            env.put(
+                &format!("datasets/{dataset}/v1/f{i}.csv"),
+                &format!("id\n{i}\n"),
+            )
+            .await;
+        }
+    }
+    env.emu.faults().update(|f| f.latency_ms = 150);
+    let timed = |dataset: &str, downloads: usize| Options {
+        dataset: Some(dataset.to_owned()),
+        downloads,
+        ..Options::default()
+    };
+    let started = std::time::Instant::now();
+    let one_at_a_time = env.sync_with(timed("a", 1)).await;
+    let sequential = started.elapsed();
+    let started = std::time::Instant::now();
+    let eight_at_a_time = env.sync_with(timed("b", 8)).await;
+    let parallel = started.elapsed();
+    env.emu.faults().update(|f| f.latency_ms = 0);
+    for report in [&one_at_a_time, &eight_at_a_time] {
+        assert_eq!(
+            (report.files_loaded, report.files_failed),
+            (8, 0),
+            "{report:#?}"
+        );
+    }
+    // Each file's rows were loaded as that file, whatever order downloads finished in.
+    for table in ["ai_raw_csv.a__v1", "ai_raw_csv.b__v1"] {
+        let rows = env
+            .client
+            .query(
+                &format!(
+                    "SELECT i.path, t.id::text FROM {} t
+                     JOIN ferry.onedrive_ingest i ON i.id = t._ferry_ingest",
+                    quoted(table)
+                ),
+                &[],
+            )
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 8);
+        for row in rows {
+            let (path, id): (String, String) = (row.get(0), row.get(1));
+            assert!(path.ends_with(&format!("/f{id}.csv")), "{path} holds {id}");
+        }
+    }
+    // Each download costs at least two requests of 150 ms; eight at once overlap them.
+    assert!(
+        parallel.as_secs_f64() < sequential.as_secs_f64() * 0.8,
+        "parallel {parallel:?} vs one at a time {sequential:?}"
+    );
+    // The contract in the drive typed dataset a's column; b's was inferred.
+    assert_eq!(one_at_a_time.files[0].schema[0].pg_type, "text");
+    assert_eq!(eight_at_a_time.files[0].schema[0].pg_type, "bigint");
+
+    // What a crashed run left in staging is cleared by the next run.
+    let leftover = env.staging().join("0123.download");
+    std::fs::write(&leftover, b"half a file").unwrap();
+    let report = env.sync().await;
+    assert_eq!(report.files_loaded, 0);
+    assert!(!leftover.exists());
 }

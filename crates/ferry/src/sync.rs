@@ -32,6 +32,10 @@ pub struct SyncArgs {
     /// Only this dataset.
     #[arg(long)]
     pub dataset: Option<String>,
+    /// Files downloaded at once ahead of the loader (`--source onedrive`); each waits in
+    /// staging until its turn.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub downloads: u16,
     /// Print the run's report as JSON instead of a summary.
     #[arg(long)]
     pub json: bool,
@@ -176,6 +180,7 @@ pub async fn run(args: SyncArgs, file: &crate::config::File) -> anyhow::Result<(
     let bar = progress_bar(args.json || args.every.is_some() || args.worker);
     let options = Options {
         dataset: args.dataset.clone(),
+        downloads: usize::from(args.downloads),
         manifest_dir: Some(state_dir()?.join("staging").join("manifests")),
         progress: bar.clone().map(|bar| {
             let progress: ferry_etl::engine::ProgressFn =

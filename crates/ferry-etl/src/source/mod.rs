@@ -102,6 +102,14 @@ impl Source {
         }
     }
 
+    /// Removes staging files an earlier run left behind (a run holding the lock only).
+    pub fn clear_staging(&self) -> crate::Result<()> {
+        match self {
+            Source::Local(_) => Ok(()),
+            Source::OneDrive(s) => s.clear_staging(),
+        }
+    }
+
     /// A local path holding the file's bytes.
     pub async fn fetch(&self, file: &SourceFile) -> crate::Result<Fetched> {
         match self {

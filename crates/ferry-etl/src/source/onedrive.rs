@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use ferry_graph::GraphClient;
 use ferry_graph::model::{DriveItem, FileFacet, Hashes};
 use serde::{Deserialize, Serialize};
+use sha2::Digest as _;
 
 use super::{Changes, Fetched, SourceFile};
 use crate::error::{Error, Result};
@@ -114,6 +115,8 @@ impl Tree {
 }
 
 impl OneDriveSource {
+    /// A source over `root` in `drive`; its staging files go in a folder of its own under
+    /// `staging`.
     pub fn new(
         graph: GraphClient,
         drive: &str,
@@ -121,12 +124,26 @@ impl OneDriveSource {
         staging: PathBuf,
         key: Option<StagingKey>,
     ) -> Self {
-        Self {
+        let mut source = Self {
             graph,
             root: root.trim_matches('/').to_owned(),
             staging,
             drive: drive.to_owned(),
             key,
+        };
+        let id = hex::encode(&sha2::Sha256::digest(source.name().as_bytes())[..8]);
+        source.staging.push(id);
+        source
+    }
+
+    /// Removes what an earlier run left in staging (a crash, a cut download). Only called
+    /// by a run holding the source's lock.
+    pub fn clear_staging(&self) -> Result<()> {
+        match std::fs::remove_dir_all(&self.staging) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(Error::io("remove", &self.staging)(e))
+            }
+            _ => Ok(()),
         }
     }
 
