@@ -14,7 +14,6 @@ mod error;
 mod http;
 pub mod model;
 pub mod names;
-mod private;
 pub mod quickxor;
 mod resume;
 mod secret;

@@ -76,7 +76,7 @@ impl Sessions {
     pub fn save(&self, key: &str, saved: &Saved) {
         let written = serde_json::to_vec(saved)
             .map_err(std::io::Error::other)
-            .and_then(|body| crate::private::write(&self.path(key), &body));
+            .and_then(|body| ferry_private::write(&self.path(key), &body));
         if let Err(e) = written {
             tracing::warn!(dir = %self.dir.display(), error = %e, "cannot save the upload session; an interrupted upload will start over");
         }

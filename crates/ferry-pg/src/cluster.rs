@@ -122,7 +122,7 @@ impl Cluster {
 
     /// Connection settings for the running cluster, password included.
     pub fn config(&self, port: u16) -> Result<tokio_postgres::Config> {
-        let password = crate::private::read(&self.password_file())?;
+        let password = ferry_private::read(&self.password_file())?;
         let mut config = tokio_postgres::Config::new();
         config
             .host("127.0.0.1")
@@ -278,11 +278,12 @@ impl Cluster {
             }
         }
         let password = random_password()?;
-        crate::private::write(&self.password_file(), password.as_bytes())?;
+        ferry_private::write(&self.password_file(), password.as_bytes())
+            .map_err(Error::io("write", self.password_file()))?;
         // initdb reads the password from a file only the server's user can read; it is
         // removed as soon as initdb is done.
         let pwfile = self.run_dir().join("initdb-password");
-        crate::private::write(&pwfile, password.as_bytes())?;
+        ferry_private::write(&pwfile, password.as_bytes()).map_err(Error::io("write", &pwfile))?;
         if let Some(user) = run_as {
             std::os::unix::fs::chown(&pwfile, Some(user.uid), Some(user.gid))
                 .map_err(Error::io("chown", &pwfile))?;

@@ -62,7 +62,7 @@ impl Settings {
         let url = match (var("DATABASE_URL"), var("DATABASE_URL_FILE")) {
             (Some(url), _) => Some(url),
             (None, Some(file)) => Some(
-                crate::private::read(std::path::Path::new(&file))?
+                ferry_private::read(std::path::Path::new(&file))?
                     .trim()
                     .to_owned(),
             ),
@@ -92,7 +92,7 @@ impl Settings {
         let password = match (var("PGPASSWORD"), var("PGPASSWORD_FILE")) {
             (Some(p), _) => Some(p),
             (None, Some(file)) => Some(
-                crate::private::read(std::path::Path::new(&file))?
+                ferry_private::read(std::path::Path::new(&file))?
                     .trim()
                     .to_owned(),
             ),

@@ -20,6 +20,8 @@ pub enum Error {
         name: &'static str,
         message: String,
     },
+    #[error(transparent)]
+    Private(#[from] ferry_private::ReadError),
     #[error("Postgres: {}", describe(.0))]
     Db(#[from] tokio_postgres::Error),
 }

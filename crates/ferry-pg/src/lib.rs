@@ -6,7 +6,6 @@ pub mod cluster;
 mod connect;
 mod error;
 pub mod migrate;
-mod private;
 
 pub use cluster::{Cluster, Options as ClusterOptions, Status as ClusterStatus};
 pub use connect::{Settings, Verify, connect_config};

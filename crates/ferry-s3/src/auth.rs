@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 
@@ -15,16 +14,8 @@ use s3s::{S3Result, s3_error};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AuthError {
-    #[error("cannot read credentials file {path}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error(
-        "credentials file {path} is readable by others (mode {mode:o}); run `chmod 600 {path}`"
-    )]
-    Permissions { path: PathBuf, mode: u32 },
+    #[error("credentials file: {0}")]
+    File(#[from] ferry_private::ReadError),
     #[error("credentials file {path}, line {line}: expected ACCESS_KEY_ID:SECRET_ACCESS_KEY")]
     Syntax { path: PathBuf, line: usize },
     #[error(
@@ -49,28 +40,9 @@ impl fmt::Debug for AccessKey {
     }
 }
 
-/// Reads a file that holds a secret, refusing one that group or others can read.
-pub fn read_private_file(path: &Path) -> Result<String, AuthError> {
-    let md = std::fs::metadata(path).map_err(|source| AuthError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    let mode = md.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(AuthError::Permissions {
-            path: path.to_owned(),
-            mode,
-        });
-    }
-    std::fs::read_to_string(path).map_err(|source| AuthError::Read {
-        path: path.to_owned(),
-        source,
-    })
-}
-
 /// Parses a credentials file: one `ACCESS_KEY_ID:SECRET_ACCESS_KEY` per line, `#` comments.
 pub fn read_credentials_file(path: &Path) -> Result<Vec<AccessKey>, AuthError> {
-    let text = read_private_file(path)?;
+    let text = ferry_private::read(path)?;
     let mut keys = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();

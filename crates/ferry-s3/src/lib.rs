@@ -9,7 +9,7 @@ mod gateway;
 mod metrics;
 mod server;
 
-pub use auth::{AccessKey, AuthError, KeyStore, read_credentials_file, read_private_file};
+pub use auth::{AccessKey, AuthError, KeyStore, read_credentials_file};
 pub use gateway::multipart::MIN_PART_SIZE;
 pub use gateway::{Gateway, Uploads};
 pub use server::{ServerError, ServerOptions, TlsFiles, serve};

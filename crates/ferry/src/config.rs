@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use ferry_s3::{AccessKey, TlsFiles, read_private_file};
+use ferry_s3::{AccessKey, TlsFiles};
 use serde::Deserialize;
 
 use crate::cli::S3Args;
@@ -107,7 +107,7 @@ pub fn secret_from_env(name: &str) -> anyhow::Result<Option<String>> {
         return Ok(None);
     };
     let text =
-        read_private_file(Path::new(&path)).with_context(|| format!("reading {file_var}"))?;
+        ferry_private::read(Path::new(&path)).with_context(|| format!("reading {file_var}"))?;
     Ok(Some(text.trim().to_owned()))
 }
 

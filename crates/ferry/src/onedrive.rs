@@ -101,7 +101,7 @@ pub fn graph_config(file: &File) -> anyhow::Result<GraphConfig> {
         Credential::Certificate {
             cert_pem: std::fs::read_to_string(&cert)
                 .with_context(|| format!("cannot read certificate {cert}"))?,
-            key_pem: Secret::new(ferry_s3::read_private_file(Path::new(&key_path))?),
+            key_pem: Secret::new(ferry_private::read(Path::new(&key_path))?),
         }
     } else {
         Credential::None

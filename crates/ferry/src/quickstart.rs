@@ -4,8 +4,6 @@
 //! reach both.
 
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -101,13 +99,8 @@ fn ensure_credentials(path: &Path) -> anyhow::Result<PathBuf> {
         uuid::Uuid::new_v4().simple(),
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     );
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
+    ferry_private::create_new(path, format!("{id}:{secret}\n").as_bytes())
         .with_context(|| format!("cannot create {}", path.display()))?;
-    writeln!(file, "{id}:{secret}")?;
     Ok(path.to_owned())
 }
 

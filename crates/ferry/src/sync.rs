@@ -249,20 +249,13 @@ fn staging_key() -> anyhow::Result<ferry_etl::staging::StagingKey> {
     }
     let path = state_dir()?.join("staging.key");
     if path.exists() {
-        let text = ferry_s3::read_private_file(&path)?;
+        let text = ferry_private::read(&path)?;
         return StagingKey::from_hex(&text)
             .with_context(|| format!("{} does not hold a 32-byte hex key", path.display()));
     }
     let key = StagingKey::generate();
-    std::fs::create_dir_all(state_dir()?)?;
-    let mut options = std::fs::OpenOptions::new();
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut out = options
-        .write(true)
-        .create_new(true)
-        .open(&path)
+    ferry_private::create_new(&path, key.to_hex().as_bytes())
         .with_context(|| format!("cannot create {}", path.display()))?;
-    std::io::Write::write_all(&mut out, key.to_hex().as_bytes())?;
     Ok(key)
 }
 

@@ -4,8 +4,6 @@
 //! use are kept as they are.
 
 use std::collections::BTreeMap;
-use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
@@ -72,20 +70,12 @@ impl TokenCache {
     }
 
     fn load(&self) -> Result<CacheFile> {
-        let md = match fs::metadata(&self.path) {
-            Ok(md) => md,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(CacheFile::default()),
-            Err(e) => return Err(io_err("read token cache", &self.path)(e)),
+        let text = match ferry_private::read(&self.path) {
+            Ok(text) => text,
+            Err(e) if e.is_not_found() => return Ok(CacheFile::default()),
+            Err(e) => return Err(Error::protocol(format!("token cache: {e}"))),
         };
-        if md.permissions().mode() & 0o077 != 0 {
-            return Err(Error::protocol(format!(
-                "token cache {} is readable by others; run `chmod 600 {}`",
-                self.path.display(),
-                self.path.display()
-            )));
-        }
-        let text = fs::read(&self.path).map_err(io_err("read token cache", &self.path))?;
-        serde_json::from_slice(&text).map_err(|e| {
+        serde_json::from_str(&text).map_err(|e| {
             Error::protocol(format!(
                 "token cache {} is not valid JSON: {e}",
                 self.path.display()
@@ -95,7 +85,7 @@ impl TokenCache {
 
     fn store(&self, cache: &CacheFile) -> Result<()> {
         let body = serde_json::to_vec_pretty(cache).map_err(|e| Error::protocol(e.to_string()))?;
-        crate::private::write(&self.path, &body).map_err(io_err("write token cache", &self.path))
+        ferry_private::write(&self.path, &body).map_err(io_err("write token cache", &self.path))
     }
 
     /// The refresh token of this client, and the account it belongs to.
@@ -257,6 +247,8 @@ fn account_from_id_token(id_token: &str) -> Option<Account> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
+    use std::os::unix::fs::PermissionsExt as _;
 
     fn id_token(oid: &str, tid: &str, user: &str) -> String {
         let enc =

@@ -1,0 +1,130 @@
+//! Files only their owner may read: keys, tokens, passwords, saved sessions. They are written
+//! with mode 0600 into a temp file, synced, then renamed over the old one (a crash leaves
+//! the old or the new), and read only when no one else could have read them.
+
+use std::fs;
+use std::io::Write as _;
+use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+
+/// Why a private file could not be read. Never holds the file's contents.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "{} is readable by others (mode {mode:o}); run `chmod 600 {}`",
+        path.display(),
+        path.display()
+    )]
+    Exposed { path: PathBuf, mode: u32 },
+}
+
+impl ReadError {
+    /// The file is not there.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, ReadError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
+    }
+}
+
+/// Writes `body` to `path` (and its folder, if missing), replacing it atomically.
+pub fn write(path: &Path, body: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    let written = (|| {
+        let mut file = open_new(&tmp, true)?;
+        file.write_all(body)?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    written
+}
+
+/// Creates `path` holding `body`; fails if it exists (two processes generating a key at
+/// once keep the first one's).
+pub fn create_new(path: &Path, body: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    let mut file = open_new(path, false)?;
+    file.write_all(body)?;
+    file.sync_all()
+}
+
+fn open_new(path: &Path, truncate: bool) -> std::io::Result<fs::File> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).mode(0o600);
+    if truncate {
+        options.create(true).truncate(true);
+    } else {
+        options.create_new(true);
+    }
+    options.open(path)
+}
+
+/// Reads a file that group and others cannot read.
+pub fn read(path: &Path) -> Result<String, ReadError> {
+    let io = |source| ReadError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let mode = fs::metadata(path).map_err(io)?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(ReadError::Exposed {
+            path: path.to_owned(),
+            mode,
+        });
+    }
+    fs::read_to_string(path).map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn written_files_are_private_and_replaced_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/secret");
+        write(&path, b"one").unwrap();
+        write(&path, b"two").unwrap();
+        assert_eq!(read(&path).unwrap(), "two");
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(fs::read_dir(path.parent().unwrap()).unwrap().count(), 1);
+        assert!(
+            create_new(&path, b"three").is_err(),
+            "an existing file is kept"
+        );
+        assert_eq!(read(&path).unwrap(), "two");
+    }
+
+    #[test]
+    fn a_file_others_can_read_is_refused_without_its_contents() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key");
+        fs::write(&path, "hunter2").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        let err = read(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("mode 644") && err.contains("chmod 600"),
+            "{err}"
+        );
+        assert!(!err.contains("hunter2"));
+        assert!(
+            read(&dir.path().join("missing"))
+                .unwrap_err()
+                .is_not_found()
+        );
+    }
+}
