@@ -31,7 +31,6 @@ import math
 import os
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -40,10 +39,13 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from statistics import median
 
-from benchlib import BenchError, free_port, md5_file, write_random
-
-MiB = 1024 * 1024
+from benchlib import (
+    MiB, REPO, BenchError, child_pids, clean_env, copy_logs, ferry_build, find_gnu_time, free_port,
+    fs_of, host, host_line, logger, md5_file, proc_cpu, proc_kib, read_gnu_time, start_deadline,
+    target_table, write_random,
+)
 
 TENANT = "11111111-2222-3333-4444-555555555555"
 CLIENT_ID = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
@@ -56,35 +58,9 @@ TARGETS = {"upload_mibs": 200.0, "download_mibs": 200.0, "delta_s": 5.0, "rss_mi
 
 CMD_TIMEOUT = 120.0  # any client command except delta
 GLOBAL_TIMEOUT = 1200  # seconds for the whole run; SIGALRM then cleans up
-REPO = Path(__file__).resolve().parent.parent
+GNU_TIME = find_gnu_time()  # None: client peak RSS from VmHWM sampled every 20 ms
 
-
-def log(msg: str) -> None:
-    print(f"[graph-bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def proc_status_kib(pid: int, field: str) -> int | None:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
-def proc_cpu_s(pid: int) -> float | None:
-    """user + system CPU seconds of a live process."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
-    except (OSError, IndexError, ValueError):
-        return None
+log = logger("graph-bench")
 
 
 # ---------------------------------------------------------------------------------------
@@ -134,11 +110,13 @@ class Emulator:
         raise BenchError(f"{self.name} not ready after {timeout:.0f} s")
 
     def hwm_mib(self) -> float | None:
-        kib = proc_status_kib(self.pid, "VmHWM")
+        kib = proc_kib(self.pid, "VmHWM")
         return None if kib is None else kib / 1024
 
     def cpu_s(self) -> float | None:
-        return proc_cpu_s(self.pid)
+        """user + system CPU seconds of the emulator so far."""
+        cpu = proc_cpu(self.pid)
+        return None if cpu is None else sum(cpu)
 
     def log_size(self) -> int:
         self._err.flush()
@@ -168,11 +146,6 @@ class Emulator:
                 self.proc.wait(timeout=15)
         self._out.close()
         self._err.close()
-
-
-def clean_env() -> dict[str, str]:
-    """The environment without any FERRY_* settings of the caller (and no RUST_LOG)."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("FERRY_") and k != "RUST_LOG"}
 
 
 def client_env(emu: Emulator, state_dir: Path) -> dict[str, str]:
@@ -244,7 +217,7 @@ class Clients:
 
             def sample() -> None:
                 while not done.is_set():
-                    kib = proc_status_kib(proc.pid, "VmHWM")
+                    kib = proc_kib(proc.pid, "VmHWM")
                     if kib:
                         hwm[0] = max(hwm[0], kib)
                     done.wait(0.02)
@@ -258,7 +231,7 @@ class Clients:
             if timed_out:
                 if GNU_TIME:  # ferry is the child of time: stop it by its pid, then time ends
                     for pid in child_pids(proc.pid):
-                        hwm[0] = max(hwm[0], proc_status_kib(pid, "VmHWM") or 0)
+                        hwm[0] = max(hwm[0], proc_kib(pid, "VmHWM") or 0)
                         os.kill(pid, signal.SIGKILL)
                     waiter.join(10)
                 if waiter.is_alive():
@@ -268,99 +241,32 @@ class Clients:
         seconds, status, usage = result[0]
         proc.returncode = os.waitstatus_to_exitcode(status)  # reaped by wait4, not by Popen
         maxrss_mib, cpu = hwm[0] / 1024, usage.ru_utime + usage.ru_stime
-        if GNU_TIME:
-            lines = time_path.read_text().split("\n") if time_path.exists() else []
-            last = [ln for ln in lines if ln.strip()][-1:] or ["0 0 0"]
-            try:
-                rss_kib, user, system = last[0].split()
-                maxrss_mib = max(maxrss_mib, int(rss_kib) / 1024)
-                cpu = float(user) + float(system)
-            except ValueError:
-                pass
+        if GNU_TIME and (got := read_gnu_time(time_path)):
+            rss_kib, user, system = got
+            maxrss_mib = max(maxrss_mib, rss_kib / 1024)
+            cpu = user + system
         run = Run(seconds, proc.returncode, maxrss_mib, cpu, timed_out, out_path, err_path)
         self.runs.append((label, run))
         return run
-
-
-def child_pids(pid: int) -> list[int]:
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(x) for x in f.read().split()]
-    except OSError:
-        return []
-
-
-GNU_TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
 
 
 # ---------------------------------------------------------------------------------------
 # Machine description
 
 
-def sh(cmd: list[str]) -> str:
-    try:
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
-
-
-def mount_of(path: Path) -> tuple[str, str, str]:
-    """(mount point, fs type, device) holding `path`."""
-    real = str(path.resolve())
-    best = ("", "?", "?")
-    with open("/proc/self/mounts") as f:
-        for line in f:
-            dev, mnt, fstype = line.split()[:3]
-            mnt = mnt.replace("\\040", " ")
-            if (real == mnt or real.startswith(mnt.rstrip("/") + "/")) and len(mnt) >= len(best[0]):
-                best = (mnt, fstype, dev)
-    return best
-
-
 def machine(workdir: Path, download_dir: Path, ferry: Path) -> dict:
-    cpu = "?"
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    mem_kib = proc_status_kib_file("/proc/meminfo", "MemTotal")
-    commit = sh(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"])
-    head_time = sh(["git", "-C", str(REPO), "log", "-1", "--format=%ct"])
-    stale = head_time.isdigit() and int(head_time) > ferry.stat().st_mtime
-    dirty = sh(["git", "-C", str(REPO), "status", "--porcelain", "--", "crates", "Cargo.toml", "Cargo.lock"])
-    wmnt, wfs, wdev = mount_of(workdir)
-    dmnt, dfs, ddev = mount_of(download_dir)
     return {
-        "date_utc": sh(["date", "-u"]),
-        "nproc": os.cpu_count(),
-        "cpu": cpu,
-        "mem_gib": round((mem_kib or 0) / MiB, 1),
-        "kernel": sh(["uname", "-srm"]),
-        "workdir": str(workdir), "workdir_fs": f"{wfs} ({wdev} on {wmnt})",
-        "download_dir": str(download_dir), "download_fs": f"{dfs} ({ddev} on {dmnt})",
-        "ferry_commit": commit + (" + uncommitted changes in crates/" if dirty else "")
-        + (" (HEAD is newer than the binary: rebuild?)" if stale else ""),
-        "ferry_binary_mtime": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ferry.stat().st_mtime)),
+        **host(),
+        "workdir": str(workdir), "workdir_fs": fs_of(workdir),
+        "download_dir": str(download_dir), "download_fs": fs_of(download_dir),
+        **ferry_build(ferry),
         "python": sys.version.split()[0],
         "client_rss_from": "GNU time (ru_maxrss)" if GNU_TIME else "VmHWM sampled every 20 ms",
     }
 
 
-def proc_status_kib_file(path: str, field: str) -> int | None:
-    with open(path) as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return None
-
-
 # ---------------------------------------------------------------------------------------
 # The benchmark
-
-
-def median(xs: list[float]) -> float:
-    return statistics.median(xs)
 
 
 def fmt_s(xs: list[float]) -> str:
@@ -651,19 +557,13 @@ def render(results: dict) -> str:
         "## Machine",
         "",
         f"- date: {m['date_utc']}",
-        f"- {m['nproc']} CPUs ({m['cpu']}), {m['mem_gib']} GiB RAM, {m['kernel']}",
+        host_line(m),
         f"- work dir {m['workdir']}: {m['workdir_fs']}; downloads and delta output: "
         f"{m['download_dir']}: {m['download_fs']}",
         f"- ferry {m['ferry_commit']} (binary built {m['ferry_binary_mtime']}); python {m['python']}; "
         f"client peak RSS from {m['client_rss_from']}, emulator's from VmHWM",
         "",
-        "| step | value | target | met? |",
-        "| --- | ---: | --- | --- |",
-    ]
-    for step, value, target, ok in results["rows"]:
-        met = "" if ok is None else ("MET" if ok else "MISSED")
-        out.append(f"| {step} | {value} | {target} | {met} |")
-    out += [
+        *target_table(results["rows"]),
         "",
         "Where the time went (CPU seconds of the ferry client processes and of the emulator "
         "over the step):",
@@ -711,11 +611,7 @@ def main() -> int:
     logdir.mkdir()
     results: dict = {"rows": [], "where": [], "machine": machine(workdir, args.download_dir, args.ferry)}
 
-    def on_alarm(signum, frame):
-        raise BenchError(f"the whole run took over {GLOBAL_TIMEOUT} s")
-
-    signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(GLOBAL_TIMEOUT)
+    start_deadline(GLOBAL_TIMEOUT, f"the whole run took over {GLOBAL_TIMEOUT} s")
     t0 = time.perf_counter()
     ok = False
     try:
@@ -737,9 +633,7 @@ def main() -> int:
             if results.get(key):
                 results[key].unlink(missing_ok=True)
         if args.keep_logs:
-            args.keep_logs.mkdir(parents=True, exist_ok=True)
-            for f in logdir.iterdir():
-                shutil.copy2(f, args.keep_logs / f.name)
+            copy_logs(logdir.iterdir(), args.keep_logs)
         shutil.rmtree(workdir, ignore_errors=True)
     results["elapsed_s"] = time.perf_counter() - t0
     if not ok:

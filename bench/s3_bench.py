@@ -22,7 +22,6 @@ import re
 import os
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,10 +31,13 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from statistics import median
 
-from benchlib import BenchError, free_port, md5_file, write_random
+from benchlib import (
+    MiB, REPO, TOOLS, BenchError, copy_logs, free_port, logger, md5_file, mount_of, proc_cpu,
+    proc_kib, start_deadline, write_random,
+)
 
-MiB = 1024 * 1024
 MB = 1000 * 1000
 
 ACCESS_KEY = "ferrybenchkey"  # rclone rejects 2-character key ids such as "AK"
@@ -55,26 +57,23 @@ CMD_TIMEOUT = 120.0  # seconds for any single client command
 GLOBAL_TIMEOUT = 900  # seconds for the whole run; SIGALRM then cleans up
 
 
-def log(msg: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+log = logger("bench")
 
 
 def proc_status(pid: int, field_name: str) -> int:
     """A /proc/PID/status memory field in bytes (VmHWM, VmRSS)."""
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(field_name + ":"):
-                return int(line.split()[1]) * 1024
-    raise BenchError(f"{field_name} not found for pid {pid}")
+    kib = proc_kib(pid, field_name)
+    if kib is None:
+        raise BenchError(f"{field_name} not found for pid {pid}")
+    return kib * 1024
 
 
 def proc_cpu_seconds(pid: int) -> tuple[float, float]:
     """(user, system) CPU seconds of a process so far."""
-    with open(f"/proc/{pid}/stat") as f:
-        stat = f.read()
-    fields = stat[stat.rindex(")") + 2 :].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return int(fields[11]) / ticks, int(fields[12]) / ticks  # utime, stime
+    cpu = proc_cpu(pid)
+    if cpu is None:
+        raise BenchError(f"no CPU times for pid {pid}")
+    return cpu
 
 
 @dataclass
@@ -357,10 +356,6 @@ def html_unescape(text: str) -> str:
     import html
 
     return html.unescape(text)
-
-
-def median(xs: list[float]) -> float:
-    return statistics.median(xs)
 
 
 @dataclass
@@ -699,7 +694,7 @@ class Bench:
         servers: list[Server] = []
         t_start = time.monotonic()
         try:
-            log(f"work dir {base} ({fs_type(base)}), downloads go to {shm}")
+            log(f"work dir {base} ({mount_of(base)[1]}), downloads go to {shm}")
             data_dir = base / "data"
             data_dir.mkdir()
             big = data_dir / "big-64MiB"
@@ -784,9 +779,7 @@ class Bench:
                     log(f"stopping {s.name}: {e}")
             if a.keep_logs:
                 keep = Path(a.keep_logs)
-                keep.mkdir(parents=True, exist_ok=True)
-                for p in base.glob("*.log"):
-                    shutil.copy(p, keep / p.name)
+                copy_logs(base.glob("*.log"), keep)
                 log(f"server logs copied to {keep}")
             t_clean = time.monotonic()
             shutil.rmtree(base, ignore_errors=True)
@@ -893,27 +886,16 @@ def count_ops(log_path: Path, op: str, path: str | None = None) -> int:
         return sum(1 for line in f if needle in line and path_needle in line)
 
 
-def fs_type(path: Path) -> str:
-    try:
-        out = subprocess.run(["df", "--output=fstype", str(path)], capture_output=True,
-                             text=True, timeout=10)
-        return out.stdout.split()[-1]
-    except (OSError, subprocess.SubprocessError):
-        return "?"
-
-
 def find_tool(name: str) -> str:
-    tools = Path(os.environ.get("FERRY_TOOLS_DIR", Path.home() / ".cache/ferry/tools")) / "bin"
-    found = shutil.which(name) or shutil.which(name, path=str(tools))
+    found = shutil.which(name) or shutil.which(name, path=str(TOOLS / "bin"))
     if not found:
         raise SystemExit(f"{name} not found: run scripts/install-tools and source its env.sh")
     return os.path.realpath(found)
 
 
 def main() -> int:
-    repo = Path(__file__).resolve().parent.parent
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--ferry", type=Path, default=repo / "target/release/ferry",
+    p.add_argument("--ferry", type=Path, default=REPO / "target/release/ferry",
                    help="ferry binary (default: target/release/ferry)")
     p.add_argument("--rclone", default=None, help="rclone binary (default: from PATH)")
     p.add_argument("--s5cmd", default=None, help="s5cmd binary (default: from PATH)")
@@ -935,12 +917,8 @@ def main() -> int:
     if not a.ferry.is_file():
         raise SystemExit(f"{a.ferry} missing: cargo build --release -p ferry")
 
-    def on_alarm(signum, frame):
-        raise BenchError(f"benchmark exceeded {GLOBAL_TIMEOUT}s")
-
-    signal.signal(signal.SIGALRM, on_alarm)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    signal.alarm(GLOBAL_TIMEOUT)
+    start_deadline(GLOBAL_TIMEOUT, f"benchmark exceeded {GLOBAL_TIMEOUT}s")
     try:
         return Bench(a).run()
     except BenchError as e:

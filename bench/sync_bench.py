@@ -49,10 +49,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchlib import MiB, BenchError
-
-REPO = Path(__file__).resolve().parent.parent
-TOOLS = Path(os.environ.get("FERRY_TOOLS_DIR", Path.home() / ".cache/ferry/tools"))
+from benchlib import (
+    MiB, REPO, TOOLS, BenchError, child_pids, clean_env, copy_logs, ensure_gnu_time, ferry_build,
+    fs_of, host, host_line, logger, proc_cpu, proc_kib, read_gnu_time, sh, start_deadline,
+    target_table,
+)
 
 TARGETS = {"csv_ratio": 1.3, "parquet_rows_s": 1.5e6, "rss_mib": 256.0}
 
@@ -61,11 +62,7 @@ CMD_TIMEOUT = 1800.0  # seconds for any single command
 GLOBAL_TIMEOUT = 3600  # seconds for the whole run (--timeout); SIGALRM then cleans up
 DATASET = "bench"
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def log(msg: str) -> None:
-    print(f"[sync-bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+log = logger("sync-bench")
 
 
 # ---------------------------------------------------------------------------------------
@@ -210,37 +207,6 @@ def parquet_python(wanted: str | None) -> tuple[str | None, str]:
 # Processes: timing, peak RSS and CPU
 
 
-GNU_TIME = "/usr/bin/time"
-
-
-def ensure_gnu_time() -> str | None:
-    """/usr/bin/time, installed with apt-get when missing and we are root; else None."""
-    if os.access(GNU_TIME, os.X_OK):
-        return GNU_TIME
-    if os.geteuid() == 0 and shutil.which("apt-get"):
-        log("GNU time missing: apt-get install -y time")
-        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        for cmd in (["apt-get", "install", "-y", "-q", "time"],
-                    ["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "time"]):
-            subprocess.run(cmd, env=env, capture_output=True, timeout=600)
-            if os.access(GNU_TIME, os.X_OK):
-                return GNU_TIME
-    log("no GNU time: peak RSS from VmHWM sampled every 20 ms")
-    return None
-
-
-def proc_kib(pid: int, name: str, path: str = "status") -> int | None:
-    """A `Name:   123 kB` field of /proc/PID/status (or /proc/meminfo with pid 0)."""
-    try:
-        with open(f"/proc/{pid}/{path}" if pid else f"/proc/{path}") as f:
-            for line in f:
-                if line.startswith(name + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
 @dataclass
 class Run:
     """One timed command."""
@@ -301,12 +267,11 @@ class Runner:
         proc.returncode = os.waitstatus_to_exitcode(status)  # reaped by wait4, not by Popen
         maxrss_mib, user, system = hwm / 1024, usage.ru_utime, usage.ru_stime
         if self.gnu_time:
-            lines = [ln for ln in time_path.read_text().splitlines() if ln.strip()]
-            try:  # the last line; "Command exited with non-zero status N" may precede it
-                _, rss_kib, u, s = lines[-1].split()
-                maxrss_mib, user, system = int(rss_kib) / 1024, float(u), float(s)
-            except (IndexError, ValueError):
-                log(f"{label}: cannot read GNU time's output {lines[-1:]}")
+            if got := read_gnu_time(time_path):
+                rss_kib, user, system = got
+                maxrss_mib = rss_kib / 1024
+            else:
+                log(f"{label}: cannot read GNU time's output in {time_path}")
         return Run(label, wall, proc.returncode, maxrss_mib, user, system, out_path, err_path)
 
     def kill_current(self) -> None:
@@ -316,10 +281,9 @@ class Runner:
             p.wait(timeout=30)
 
 
-def clean_env() -> dict[str, str]:
+def clean_env_pg() -> dict[str, str]:
     """The environment without the caller's ferry and Postgres settings."""
-    drop = ("FERRY_", "PG", "DATABASE_URL", "RUST_LOG")
-    return {k: v for k, v in os.environ.items() if not k.startswith(drop)}
+    return clean_env("PG", "DATABASE_URL")
 
 
 # ---------------------------------------------------------------------------------------
@@ -331,7 +295,7 @@ class Cluster:
 
     def __init__(self, ferry: Path, state: Path, runner: Runner):
         self.ferry, self.runner = ferry, runner
-        self.ferry_env = clean_env()
+        self.ferry_env = clean_env_pg()
         self.ferry_env.update(FERRY_STATE_DIR=str(state), FERRY_LOG_FORMAT="json")
         self.info: dict = {}
         self.psql_env: dict[str, str] = {}
@@ -349,7 +313,7 @@ class Cluster:
         if self.info.get("status") != "running":
             raise BenchError(f"ferry db start: {self.info}")
         password = Path(self.info["password_file"]).read_text().strip()
-        self.psql_env = clean_env()
+        self.psql_env = clean_env_pg()
         self.psql_env.update(
             PGHOST="127.0.0.1", PGPORT=str(self.info["port"]), PGUSER="ferry",
             PGDATABASE="ferry", PGPASSWORD=password, PGAPPNAME="ferry-sync-bench",
@@ -381,23 +345,7 @@ class Cluster:
         """CPU seconds of the whole cluster so far: the postmaster with its reaped children
         (backends that ended), plus its live children (background workers, backends)."""
         root = self.postmaster_pid()
-        total = stat_cpu(root, children=True)
-        try:
-            kids = Path(f"/proc/{root}/task/{root}/children").read_text().split()
-        except OSError:
-            kids = []
-        return total + sum(stat_cpu(int(k), children=True) for k in kids)
-
-
-def stat_cpu(pid: int, children: bool) -> float:
-    """utime + stime (+ cutime + cstime) of a process, in seconds; 0 if it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    ticks = sum(int(x) for x in fields[11 : 15 if children else 13])
-    return ticks / CLK_TCK
+        return sum(sum(proc_cpu(pid, children=True) or ()) for pid in [root, *child_pids(root)])
 
 
 def quote_ident(name: str) -> str:
@@ -436,7 +384,7 @@ class Bench:
         self.args, self.base, self.results = args, base, results
         self.logdir = base / "logs"
         self.logdir.mkdir()
-        self.runner = Runner(self.logdir, ensure_gnu_time())
+        self.runner = Runner(self.logdir, ensure_gnu_time(log))
         self.cluster = Cluster(args.ferry, base / "state", self.runner)
         self.loads: list[Load] = []
         self.exp = Expected()
@@ -552,7 +500,7 @@ class Bench:
             t = time.perf_counter()
             r = self.runner.run("write-parquet", [py, str(Path(__file__).resolve()),
                                                   "--write-parquet", str(csv_path), str(pq_path)],
-                                clean_env())
+                                clean_env_pg())
             r.check()
             res["gen_parquet_s"] = time.perf_counter() - t
             res["parquet_bytes"] = pq_path.stat().st_size
@@ -613,50 +561,12 @@ class Bench:
 # Machine description and report
 
 
-def sh(cmd: list[str]) -> str:
-    try:
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
-
-
-def mount_of(path: Path) -> tuple[str, str, str]:
-    """(mount point, fs type, device) holding `path`."""
-    real = str(path.resolve())
-    best = ("", "?", "?")
-    with open("/proc/self/mounts") as f:
-        for line in f:
-            dev, mnt, fstype = line.split()[:3]
-            mnt = mnt.replace("\\040", " ")
-            if (real == mnt or real.startswith(mnt.rstrip("/") + "/")) and len(mnt) >= len(best[0]):
-                best = (mnt, fstype, dev)
-    return best
-
-
 def machine(workdir: Path, ferry: Path, gnu_time: bool) -> dict:
-    cpu = "?"
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    commit = sh(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"])
-    head_time = sh(["git", "-C", str(REPO), "log", "-1", "--format=%ct"])
-    stale = head_time.isdigit() and int(head_time) > ferry.stat().st_mtime
-    dirty = sh(["git", "-C", str(REPO), "status", "--porcelain", "--", "crates", "Cargo.toml",
-                "Cargo.lock"])
-    mnt, fs, dev = mount_of(workdir)
     return {
-        "date_utc": sh(["date", "-u"]),
-        "nproc": os.cpu_count(),
-        "cpu": cpu,
-        "mem_gib": round((proc_kib(0, "MemTotal", "meminfo") or 0) / MiB, 1),
-        "kernel": sh(["uname", "-srm"]),
+        **host(),
         "loadavg": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
-        "workdir": str(workdir), "workdir_fs": f"{fs} ({dev} on {mnt})",
-        "ferry_commit": commit + (" + uncommitted changes in crates/" if dirty else "")
-        + (" (HEAD is newer than the binary: rebuild?)" if stale else ""),
-        "ferry_binary_mtime": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ferry.stat().st_mtime)),
+        "workdir": str(workdir), "workdir_fs": fs_of(workdir),
+        **ferry_build(ferry),
         "psql": sh(["psql", "--version"]),
         "python": sys.version.split()[0],
         "rss_from": "GNU time (ru_maxrss)" if gnu_time else "VmHWM sampled every 20 ms",
@@ -721,7 +631,7 @@ def render(results: dict) -> str:
         "## Machine",
         "",
         f"- date: {m['date_utc']}; load average at the start: {m['loadavg']}",
-        f"- {m['nproc']} CPUs ({m['cpu']}), {m['mem_gib']} GiB RAM, {m['kernel']}",
+        host_line(m),
         f"- work dir {m['workdir']}: {m['workdir_fs']} (data files, cluster, source roots)",
         f"- ferry {m['ferry_commit']} (binary built {m['ferry_binary_mtime']}); {m['psql']}; "
         f"python {m['python']}; peak RSS from {m['rss_from']}",
@@ -733,13 +643,7 @@ def render(results: dict) -> str:
            f"{results['parquet_python']})"
            if "gen_parquet_s" in results else f"; Parquet not run: {results.get('parquet_not_run')}"),
         "",
-        "| step | value | target | met? |",
-        "| --- | ---: | --- | --- |",
-    ]
-    for step, value, target, ok in results["rows"]:
-        met = "" if ok is None else ("MET" if ok else "MISSED")
-        out.append(f"| {step} | {value} | {target} | {met} |")
-    out += [
+        *target_table(results["rows"]),
         "",
         "Where the time went (CPU seconds of the client process, ferry or psql, from GNU time; "
         "and of the whole Postgres cluster over the load; each load follows a CHECKPOINT and "
@@ -794,12 +698,8 @@ def main() -> int:
     base = Path(tempfile.mkdtemp(prefix="ferry-sync-bench-", dir=args.workdir))
     base.chmod(0o711)  # the cluster runs as `postgres` when we are root: it must enter here
 
-    def on_alarm(signum, frame):
-        raise BenchError(f"the whole run took over {args.timeout} s")
-
-    signal.signal(signal.SIGALRM, on_alarm)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    signal.alarm(args.timeout)
+    start_deadline(args.timeout, f"the whole run took over {args.timeout} s")
     t0 = time.perf_counter()
     results: dict = {"rows": [], "where": []}
     bench = None
@@ -820,9 +720,7 @@ def main() -> int:
             except Exception as e:  # keep cleaning up
                 print(f"stopping the cluster: {e} (data dir {base / 'state'})", file=sys.stderr)
             if args.keep_logs:
-                args.keep_logs.mkdir(parents=True, exist_ok=True)
-                for f in bench.logdir.iterdir():
-                    shutil.copy2(f, args.keep_logs / f.name)
+                copy_logs(bench.logdir.iterdir(), args.keep_logs)
                 log(f"logs copied to {args.keep_logs}")
         if args.keep:
             log(f"kept {base}")
