@@ -300,7 +300,7 @@ async fn run_files(
         if let Some(progress) = &options.progress {
             progress(done, total, &file.path);
         }
-        let (placement, table) = match step {
+        let (placement, table, have) = match step {
             Step::Ignore => continue,
             Step::Unsupported { dataset, version } => {
                 report.files_seen += 1;
@@ -315,32 +315,11 @@ async fn run_files(
                 known.remove(&file.item_id);
                 continue;
             }
-            Step::Have { placement, table } => {
-                report.files_seen += 1;
-                // This version is in this table already; it may have moved, or come back.
-                let prev = known.remove(&file.item_id);
-                if prev.is_some_and(|p| p.path != file.path || p.status == "deleted") {
-                    let ingest = Ingest {
-                        run_id,
-                        source: name,
-                        file,
-                        placement: &placement,
-                        table: &table,
-                    };
-                    ingest.record(&*client, None, "renamed", None, None).await?;
-                    report.files.push(FileReport {
-                        status: "renamed",
-                        ..entry(file, &placement, &table)
-                    });
-                }
-                continue;
-            }
-            Step::Load { placement, table } => (placement, table),
+            Step::Have { placement, table } => (placement, table, true),
+            Step::Load { placement, table } => (placement, table, false),
         };
         report.files_seen += 1;
-        known.remove(&file.item_id);
-        // Taken in listing order, whatever happens to the file below.
-        let fetched = downloads.next().await;
+        let previous = known.remove(&file.item_id);
         let ingest = Ingest {
             run_id,
             source: name,
@@ -348,6 +327,19 @@ async fn run_files(
             placement: &placement,
             table: &table,
         };
+        if have {
+            // This version is in this table already; it may have moved, or come back.
+            if previous.is_some_and(|p| p.path != file.path || p.status == "deleted") {
+                ingest.record(&*client, None, "renamed", None, None).await?;
+                report.files.push(FileReport {
+                    status: "renamed",
+                    ..entry(file, &placement, &table)
+                });
+            }
+            continue;
+        }
+        // Taken in listing order, whatever happens to the file below.
+        let fetched = downloads.next().await;
         let contract = match contract_of(source, &placement.dataset, &mut contracts).await? {
             Ok(contract) => contract.clone(),
             Err(message) => {

@@ -79,6 +79,15 @@ fn fmt_inner(codes: &[String]) -> String {
 }
 
 impl Error {
+    /// A closure turning an io::Error into [`Error::Io`] about `path`.
+    pub fn io(
+        op: &'static str,
+        path: impl std::fmt::Display,
+    ) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.to_string();
+        move |source| Error::Io { op, path, source }
+    }
+
     /// The Graph error code (`itemNotFound`, `resyncRequired`, ...), if this is one.
     pub fn graph_code(&self) -> Option<&str> {
         match self {

@@ -117,10 +117,7 @@ impl GraphClient {
     pub async fn download_file(&self, item: &DriveItem, dest: &Path) -> Result<u64> {
         let size = item.size.unwrap_or(0);
         let tmp = dest.with_extension(format!("ferry-part-{}", uuid::Uuid::new_v4().simple()));
-        let io = |op| {
-            let path = tmp.display().to_string();
-            move |source| Error::Io { op, path, source }
-        };
+        let io = |op| Error::io(op, tmp.display());
         let mut file = tokio::fs::File::create(&tmp).await.map_err(io("create"))?;
         let mut hasher = QuickXorHash::new();
         let mut received = 0u64;
@@ -348,14 +345,7 @@ impl GraphClient {
         conflict: Conflict,
     ) -> Result<PendingUpload> {
         check_path(path.trim_matches('/'))?;
-        let io = |op| {
-            let p = local.display().to_string();
-            move |source| Error::Io {
-                op,
-                path: p,
-                source,
-            }
-        };
+        let io = |op| Error::io(op, local.display());
         let mut file = tokio::fs::File::open(local).await.map_err(io("open"))?;
         let meta = file.metadata().await.map_err(io("stat"))?;
         if meta.len() == 0 {
@@ -394,14 +384,7 @@ impl GraphClient {
         path: &str,
         conflict: Conflict,
     ) -> Result<DriveItem> {
-        let io = |op| {
-            let p = local.display().to_string();
-            move |source| Error::Io {
-                op,
-                path: p,
-                source,
-            }
-        };
+        let io = |op| Error::io(op, local.display());
         let mut file = tokio::fs::File::open(local).await.map_err(io("open"))?;
         let size = file.metadata().await.map_err(io("stat"))?.len();
         let (item, sent_hash) = if size <= SIMPLE_UPLOAD_MAX {
@@ -561,13 +544,7 @@ impl GraphClient {
         path: &str,
         session: &UploadSession,
     ) -> Result<(Option<DriveItem>, String)> {
-        let io = |op| {
-            move |source| Error::Io {
-                op,
-                path: path.to_owned(),
-                source,
-            }
-        };
+        let io = |op| Error::io(op, path);
         let mut hasher = QuickXorHash::new();
         let mut hashed = 0u64;
         // A resumed session already holds the start of the file.

@@ -38,7 +38,7 @@ pub fn write(path: &Path, body: &[u8]) -> std::io::Result<()> {
     }
     let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
     let written = (|| {
-        let mut file = open_new(&tmp, true)?;
+        let mut file = open_new(&tmp)?;
         file.write_all(body)?;
         file.sync_all()?;
         fs::rename(&tmp, path)
@@ -49,26 +49,24 @@ pub fn write(path: &Path, body: &[u8]) -> std::io::Result<()> {
     written
 }
 
-/// Creates `path` holding `body`; fails if it exists (two processes generating a key at
-/// once keep the first one's).
+/// Creates `path` holding `body`, whole or not at all; fails with `AlreadyExists` if it is
+/// there (of two processes generating a key at once, the first one's stays).
 pub fn create_new(path: &Path, body: &[u8]) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir)?;
-    }
-    let mut file = open_new(path, false)?;
-    file.write_all(body)?;
-    file.sync_all()
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    write(&tmp, body)?;
+    // A hard link, unlike a rename, never replaces what is there.
+    let linked = fs::hard_link(&tmp, path);
+    let _ = fs::remove_file(&tmp);
+    linked
 }
 
-fn open_new(path: &Path, truncate: bool) -> std::io::Result<fs::File> {
-    let mut options = fs::OpenOptions::new();
-    options.write(true).mode(0o600);
-    if truncate {
-        options.create(true).truncate(true);
-    } else {
-        options.create_new(true);
-    }
-    options.open(path)
+fn open_new(path: &Path) -> std::io::Result<fs::File> {
+    fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
 }
 
 /// Reads a file that group and others cannot read.
@@ -102,11 +100,14 @@ mod tests {
         let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         assert_eq!(fs::read_dir(path.parent().unwrap()).unwrap().count(), 1);
-        assert!(
-            create_new(&path, b"three").is_err(),
-            "an existing file is kept"
-        );
+        let err = create_new(&path, b"three").unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::AlreadyExists);
         assert_eq!(read(&path).unwrap(), "two");
+        let fresh = dir.path().join("sub/fresh");
+        create_new(&fresh, b"four").unwrap();
+        assert_eq!(read(&fresh).unwrap(), "four");
+        let files = fs::read_dir(path.parent().unwrap()).unwrap().count();
+        assert_eq!(files, 2, "no temp file left");
     }
 
     #[test]

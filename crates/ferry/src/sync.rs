@@ -244,19 +244,27 @@ pub async fn run(args: SyncArgs, file: &crate::config::File) -> anyhow::Result<(
 fn staging_key() -> anyhow::Result<ferry_etl::staging::StagingKey> {
     use ferry_etl::staging::StagingKey;
     if let Some(text) = crate::config::secret_from_env("FERRY_STAGING_KEY")? {
-        return StagingKey::from_hex(&text)
-            .context("FERRY_STAGING_KEY must be 64 hexadecimal characters (32 bytes)");
+        return StagingKey::from_hex(&text).context(
+            "FERRY_STAGING_KEY (or the file FERRY_STAGING_KEY_FILE names) must hold 64 \
+             hexadecimal characters (32 bytes)",
+        );
     }
     let path = state_dir()?.join("staging.key");
+    let read = |path: &std::path::Path| -> anyhow::Result<StagingKey> {
+        let text = ferry_private::read(path)?;
+        StagingKey::from_hex(&text)
+            .with_context(|| format!("{} does not hold a 32-byte hex key", path.display()))
+    };
     if path.exists() {
-        let text = ferry_private::read(&path)?;
-        return StagingKey::from_hex(&text)
-            .with_context(|| format!("{} does not hold a 32-byte hex key", path.display()));
+        return read(&path);
     }
     let key = StagingKey::generate();
-    ferry_private::create_new(&path, key.to_hex().as_bytes())
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    Ok(key)
+    match ferry_private::create_new(&path, key.to_hex().as_bytes()) {
+        Ok(()) => Ok(key),
+        // Another process created it first: its key is the one.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read(&path),
+        Err(e) => Err(e).with_context(|| format!("cannot create {}", path.display())),
+    }
 }
 
 /// A bar of files on a terminal (nothing for machines or long-running modes).

@@ -48,14 +48,6 @@ pub struct TokenCache {
     environment: String,
 }
 
-fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
-    move |source| Error::Io {
-        op,
-        path: path.display().to_string(),
-        source,
-    }
-}
-
 impl TokenCache {
     pub fn new(path: PathBuf, client_id: &str, environment: &str) -> Self {
         Self {
@@ -85,7 +77,8 @@ impl TokenCache {
 
     fn store(&self, cache: &CacheFile) -> Result<()> {
         let body = serde_json::to_vec_pretty(cache).map_err(|e| Error::protocol(e.to_string()))?;
-        ferry_private::write(&self.path, &body).map_err(io_err("write token cache", &self.path))
+        ferry_private::write(&self.path, &body)
+            .map_err(Error::io("write token cache", self.path.display()))
     }
 
     /// The refresh token of this client, and the account it belongs to.
