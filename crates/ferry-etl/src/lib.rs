@@ -17,6 +17,7 @@ pub mod dataset;
 pub mod decode;
 pub mod engine;
 mod error;
+pub mod layout;
 pub mod load;
 pub mod queue;
 pub mod source;

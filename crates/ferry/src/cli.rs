@@ -35,6 +35,9 @@ pub enum Command {
     Db(crate::db::DbArgs),
     /// Load new and changed dataset files into Postgres (one run).
     Sync(crate::sync::SyncArgs),
+    /// Create the drive layout (datasets/, model-checkpoints/, etl-staging/, reports/, each
+    /// with a README) in a local or OneDrive folder; what is there already is kept.
+    Init(crate::sync::RootArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -104,5 +107,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Emulator(args) => crate::emulator::run(args).await,
         Command::Db(args) => crate::db::run(args).await,
         Command::Sync(args) => crate::sync::run(args, &file).await,
+        Command::Init(args) => crate::init::run(args, &file).await,
     }
 }

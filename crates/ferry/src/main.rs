@@ -4,6 +4,7 @@ mod cli;
 mod config;
 mod db;
 mod emulator;
+mod init;
 mod logging;
 mod onedrive;
 mod quickstart;

@@ -9,10 +9,11 @@ use ferry_etl::{Error, LocalSource, Options, Report, Source, Trigger};
 
 use crate::config::state_dir;
 
+/// Which folder holds the layout (`datasets/`, ...): shared by `ferry sync` and `ferry init`.
 #[derive(Debug, Args)]
-pub struct SyncArgs {
-    /// Where the files come from: a local folder, or a OneDrive folder through Microsoft
-    /// Graph (the drive and credentials from the FERRY_GRAPH_* settings).
+pub struct RootArgs {
+    /// A local folder, or a OneDrive folder through Microsoft Graph (the drive and
+    /// credentials from the FERRY_GRAPH_* settings).
     #[arg(long, value_enum, default_value = "local")]
     pub source: SourceKind,
     /// The folder holding `datasets/` (for `--source local`).
@@ -25,6 +26,21 @@ pub struct SyncArgs {
         default_value = "/DynamicCapital/ai-training"
     )]
     pub drive_root: String,
+}
+
+impl RootArgs {
+    /// The local root (`--source local`), which must be given.
+    pub fn local_root(&self) -> anyhow::Result<std::path::PathBuf> {
+        self.root
+            .clone()
+            .context("--root (or FERRY_SYNC_ROOT) names the folder holding datasets/")
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    #[command(flatten)]
+    pub from: RootArgs,
     /// Keep OneDrive downloads in staging unencrypted (they are AES-256-GCM encrypted by
     /// default, with FERRY_STAGING_KEY(_FILE) or a key kept in STATE_DIR/staging.key).
     #[arg(long)]
@@ -150,12 +166,9 @@ pub enum SourceKind {
 }
 
 pub async fn run(args: SyncArgs, file: &crate::config::File) -> anyhow::Result<()> {
-    let source = match args.source {
+    let source = match args.from.source {
         SourceKind::Local => {
-            let root = args
-                .root
-                .clone()
-                .context("--root (or FERRY_SYNC_ROOT) names the folder holding datasets/")?;
+            let root = args.from.local_root()?;
             anyhow::ensure!(root.is_dir(), "{} is not a folder", root.display());
             Source::Local(LocalSource::new(&root))
         }
@@ -170,7 +183,7 @@ pub async fn run(args: SyncArgs, file: &crate::config::File) -> anyhow::Result<(
             Source::OneDrive(ferry_etl::OneDriveSource::new(
                 graph,
                 &config.drive.path(),
-                &args.drive_root,
+                &args.from.drive_root,
                 state_dir()?.join("staging").join("downloads"),
                 key,
             ))
