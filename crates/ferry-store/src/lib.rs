@@ -7,6 +7,7 @@ mod error;
 mod ext;
 mod local;
 mod names;
+pub mod onedrive;
 
 pub use backend::{
     Backend, BucketInfo, ByteStream, Capabilities, CommitOptions, GetResult, ListEntry,
