@@ -1,0 +1,258 @@
+//! A drive folder's items by key, kept current from Graph delta: what listings and HEADs are
+//! answered from, so that listing 10,000 keys costs one delta round, not a walk of folders.
+//!
+//! Items are held under their decoded path below the root (`bucket/key`, see [`super::keys`]),
+//! in byte order, which is the order S3 lists keys in. Delta describes items by id; the
+//! [`DeltaTree`] turns that into paths.
+
+use std::collections::BTreeMap;
+
+use ferry_graph::model::DriveItem;
+use ferry_graph::{Change, Delta, DeltaTree};
+
+use super::keys::decode_path;
+
+/// The items under one drive folder.
+#[derive(Debug, Default)]
+pub struct DriveIndex {
+    /// The folder's drive path (`DynamicCapital/ai-training`), without slashes at the ends.
+    root: String,
+    tree: DeltaTree,
+    by_key: BTreeMap<String, DriveItem>,
+    cursor: Option<String>,
+}
+
+impl DriveIndex {
+    pub fn new(root: &str) -> Self {
+        Self {
+            root: root.trim_matches('/').to_owned(),
+            ..Self::default()
+        }
+    }
+
+    /// Where the next delta round starts (`None` before the first).
+    pub fn cursor(&self) -> Option<&str> {
+        self.cursor.as_deref()
+    }
+
+    /// Applies one delta round. The first round, and a resync, rebuild the index.
+    pub fn apply(&mut self, delta: &Delta) {
+        let fresh = delta.resynced || self.cursor.is_none();
+        if fresh {
+            self.tree = DeltaTree::new();
+        }
+        let changes = self.tree.apply(&delta.items);
+        self.cursor = Some(delta.delta_link.clone());
+        // A move changes the paths of everything below what moved: rebuild (moves are rare).
+        if fresh || changes.iter().any(|c| matches!(c, Change::Moved { .. })) {
+            self.rebuild();
+            return;
+        }
+        for change in changes {
+            match change {
+                Change::Upserted { path, item } => {
+                    if let Some(key) = self.key_of(&path) {
+                        self.by_key.insert(key, *item);
+                    }
+                }
+                Change::Deleted { path } => {
+                    if let Some(key) = self.key_of(&path) {
+                        self.remove_tree(&key);
+                    }
+                }
+                // Moves rebuilt the index above.
+                Change::Moved { .. } => {}
+            }
+        }
+    }
+
+    /// The item at `bucket/key`.
+    pub fn get(&self, key: &str) -> Option<&DriveItem> {
+        self.by_key.get(key)
+    }
+
+    /// Items whose key starts with `prefix` and sorts after `after`, in key order.
+    pub fn range<'a>(
+        &'a self,
+        prefix: &'a str,
+        after: Option<&'a str>,
+    ) -> impl Iterator<Item = (&'a str, &'a DriveItem)> + 'a {
+        let start = match after {
+            Some(a) if a >= prefix => std::ops::Bound::Excluded(a.to_owned()),
+            _ => std::ops::Bound::Included(prefix.to_owned()),
+        };
+        self.by_key
+            .range((start, std::ops::Bound::Unbounded))
+            .take_while(move |(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// Records an item written through the gateway, so that its writer sees it before the
+    /// next delta round reports it.
+    pub fn insert(&mut self, key: &str, item: DriveItem) {
+        self.by_key.insert(key.to_owned(), item);
+    }
+
+    /// Forgets an item (and, for a folder, everything below it) deleted through the gateway.
+    pub fn remove_tree(&mut self, key: &str) {
+        self.by_key.remove(key);
+        let below = format!("{key}/");
+        let doomed: Vec<String> = self
+            .by_key
+            .range(below.clone()..)
+            .take_while(|(k, _)| k.starts_with(&below))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in doomed {
+            self.by_key.remove(&k);
+        }
+    }
+
+    /// The key for a drive path, if it is below the root.
+    fn key_of(&self, path: &str) -> Option<String> {
+        let rest = if self.root.is_empty() {
+            path
+        } else {
+            path.strip_prefix(&self.root)?.strip_prefix('/')?
+        };
+        (!rest.is_empty()).then(|| decode_path(rest))
+    }
+
+    fn rebuild(&mut self) {
+        let mut by_key = BTreeMap::new();
+        for (path, item) in self.tree.paths() {
+            if let Some(key) = self.key_of(&path) {
+                by_key.insert(key, item.clone());
+            }
+        }
+        self.by_key = by_key;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use ferry_graph::model::{DeletedFacet, FileFacet, FolderFacet, ItemReference};
+
+    fn item(id: &str, name: &str, parent: &str, folder: bool, ctag: &str) -> DriveItem {
+        DriveItem {
+            id: id.into(),
+            name: name.into(),
+            c_tag: Some(ctag.into()),
+            parent_reference: Some(ItemReference {
+                id: Some(parent.into()),
+                ..ItemReference::default()
+            }),
+            folder: folder.then(FolderFacet::default),
+            file: (!folder).then(FileFacet::default),
+            ..DriveItem::default()
+        }
+    }
+
+    fn delta(items: Vec<DriveItem>, link: &str) -> Delta {
+        Delta {
+            items,
+            delta_link: link.into(),
+            resynced: false,
+        }
+    }
+
+    fn keys(index: &DriveIndex, prefix: &str, after: Option<&str>) -> Vec<String> {
+        index
+            .range(prefix, after)
+            .map(|(k, _)| k.to_owned())
+            .collect()
+    }
+
+    fn drive() -> Vec<DriveItem> {
+        vec![
+            DriveItem {
+                id: "root".into(),
+                root: Some(serde_json::json!({})),
+                ..DriveItem::default()
+            },
+            item("top", "ai", "root", true, "c0"),
+            item("other", "elsewhere.txt", "root", false, "c0"),
+            item("ds", "datasets", "top", true, "c0"),
+            item("a", "a：b.csv", "ds", false, "c1"),
+            item("sub", "sub", "ds", true, "c0"),
+            item("b", "b.csv", "sub", false, "c1"),
+            item("c", "a-b.csv", "ds", false, "c1"),
+        ]
+    }
+
+    #[test]
+    fn items_below_the_root_are_listed_by_decoded_key_in_byte_order() {
+        let mut index = DriveIndex::new("/ai/");
+        index.apply(&delta(drive(), "d1"));
+        assert_eq!(index.cursor(), Some("d1"));
+        assert_eq!(
+            keys(&index, "datasets/", None),
+            [
+                "datasets/a-b.csv",
+                "datasets/a:b.csv",
+                "datasets/sub",
+                "datasets/sub/b.csv"
+            ]
+        );
+        assert_eq!(
+            keys(&index, "datasets/", Some("datasets/a:b.csv")),
+            ["datasets/sub", "datasets/sub/b.csv"]
+        );
+        assert!(index.get("elsewhere.txt").is_none(), "outside the root");
+        assert_eq!(index.get("datasets/sub/b.csv").unwrap().id, "b");
+    }
+
+    #[test]
+    fn edits_moves_and_deletions_follow_delta() {
+        let mut index = DriveIndex::new("ai");
+        index.apply(&delta(drive(), "d1"));
+        // A file edited and renamed, a folder moved, a file deleted.
+        index.apply(&delta(
+            vec![
+                item("c", "renamed.csv", "ds", false, "c2"),
+                item("sub", "moved", "top", true, "c0"),
+                DriveItem {
+                    id: "a".into(),
+                    deleted: Some(DeletedFacet::default()),
+                    ..DriveItem::default()
+                },
+            ],
+            "d2",
+        ));
+        assert_eq!(
+            keys(&index, "", None),
+            ["datasets", "datasets/renamed.csv", "moved", "moved/b.csv"]
+        );
+        assert_eq!(
+            index.get("datasets/renamed.csv").unwrap().c_tag.as_deref(),
+            Some("c2")
+        );
+        // A single file moved between folders.
+        index.apply(&delta(vec![item("b", "b.csv", "ds", false, "c1")], "d3"));
+        assert_eq!(
+            keys(&index, "", None),
+            [
+                "datasets",
+                "datasets/b.csv",
+                "datasets/renamed.csv",
+                "moved"
+            ]
+        );
+        // The folder deleted: everything below it goes.
+        index.apply(&delta(
+            vec![DriveItem {
+                id: "ds".into(),
+                deleted: Some(DeletedFacet::default()),
+                ..DriveItem::default()
+            }],
+            "d4",
+        ));
+        assert_eq!(keys(&index, "", None), ["moved"]);
+        // Writes through the gateway show at once.
+        index.insert("moved/new.bin", item("n", "new.bin", "sub", false, "c9"));
+        index.remove_tree("moved");
+        assert!(keys(&index, "", None).is_empty());
+    }
+}
