@@ -6,8 +6,8 @@ mod common;
 
 use common::quoted;
 use ferry_etl::{OneDriveSource, Options, Report, Source, sync};
-use ferry_graph::{Conflict, Credential, DriveSelector, GraphClient, GraphConfig, Secret};
-use ferry_testkit::graph::{APP, APP_SECRET, TENANT, USER, start_emulator};
+use ferry_graph::{Conflict, GraphClient};
+use ferry_testkit::graph::{app_client, app_config, start_emulator};
 
 const ROOT: &str = "DynamicCapital/ai-training";
 
@@ -26,12 +26,8 @@ async fn start() -> Env {
     ferry_pg::migrate(&mut client).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let emu = start_emulator(&dir.path().join("emulator"), |_| {}).await;
-    let mut config = GraphConfig::new(TENANT, APP);
-    config.authority = emu.authority();
-    config.graph_url = emu.graph_url();
-    config.credential = Credential::Secret(Secret::new(APP_SECRET));
-    config.drive = DriveSelector::User(USER.into());
-    let graph = GraphClient::new(&config).unwrap();
+    let config = app_config(&emu);
+    let graph = app_client(&emu);
     let source = Source::OneDrive(OneDriveSource::new(
         graph.clone(),
         &config.drive.path(),

@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use ferry_graph::{Credential, DriveSelector, GraphClient, GraphConfig, Secret};
 use ferry_graph_emulator::{App, Emulator, EmulatorConfig};
 
 pub const TENANT: &str = "11111111-2222-3333-4444-555555555555";
@@ -14,6 +15,21 @@ pub const APP_SECRET: &str = "s3cret~value";
 pub const PUBLIC_APP: &str = "99999999-bbbb-cccc-dddd-eeeeeeeeeeee";
 /// The emulator's default user, owner of the default drive.
 pub const USER: &str = "00000000-0000-0000-0000-0000000000a1";
+
+/// Settings for [`APP`] (client credentials) on [`USER`]'s drive in `emu`.
+pub fn app_config(emu: &Emulator) -> GraphConfig {
+    let mut config = GraphConfig::new(TENANT, APP);
+    config.authority = emu.authority();
+    config.graph_url = emu.graph_url();
+    config.credential = Credential::Secret(Secret::new(APP_SECRET));
+    config.drive = DriveSelector::User(USER.into());
+    config
+}
+
+/// A client of [`USER`]'s drive in `emu`, signed in as [`APP`].
+pub fn app_client(emu: &Emulator) -> GraphClient {
+    GraphClient::new(&app_config(emu)).expect("the emulator's settings are valid")
+}
 
 /// Starts an emulator keeping its drives under `dir/drives`; `adjust` changes the config first.
 pub async fn start_emulator(dir: &Path, adjust: impl FnOnce(&mut EmulatorConfig)) -> Emulator {

@@ -5,8 +5,7 @@
 
 use std::path::Path;
 
-use ferry_graph::{Credential, DriveSelector, GraphClient, GraphConfig, Secret};
-use ferry_testkit::graph::{APP, APP_SECRET, TENANT, USER, start_emulator};
+use ferry_testkit::graph::{APP, APP_SECRET, TENANT, USER, app_client, start_emulator};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ferry");
 
@@ -94,12 +93,7 @@ async fn a_onedrive_folder_gets_the_layout_through_graph() {
     let total = ferry_etl::layout::FOLDERS.len() + ferry_etl::layout::FILES.len();
     assert_eq!(lines_with(&first, "created"), total);
 
-    let mut config = GraphConfig::new(TENANT, APP);
-    config.authority = emu.authority();
-    config.graph_url = emu.graph_url();
-    config.credential = Credential::Secret(Secret::new(APP_SECRET));
-    config.drive = DriveSelector::User(USER.into());
-    let graph = GraphClient::new(&config).unwrap();
+    let graph = app_client(&emu);
     for folder in ferry_etl::layout::FOLDERS {
         let item = graph
             .item_by_path(&format!("DynamicCapital/ai-training/{folder}"))

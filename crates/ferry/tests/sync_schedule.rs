@@ -13,10 +13,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use ferry_etl::staging::{EncryptedReader, StagingKey};
-use ferry_graph::{Conflict, Credential, DriveSelector, GraphClient, GraphConfig, Secret};
+use ferry_graph::{Conflict, GraphClient};
 use ferry_graph_emulator::Emulator;
 use ferry_testkit::Service;
-use ferry_testkit::graph::{APP, APP_SECRET, TENANT, USER, start_emulator};
+use ferry_testkit::graph::{APP, APP_SECRET, TENANT, USER, app_client, start_emulator};
 use ferry_testkit::pg::TestDb;
 use serde_json::Value;
 
@@ -463,12 +463,7 @@ impl Drive {
         let (db, client) = database().await;
         let dir = tempfile::tempdir().unwrap();
         let emu = start_emulator(&dir.path().join("emulator"), |_| {}).await;
-        let mut config = GraphConfig::new(TENANT, APP);
-        config.authority = emu.authority();
-        config.graph_url = emu.graph_url();
-        config.credential = Credential::Secret(Secret::new(APP_SECRET));
-        config.drive = DriveSelector::User(USER.into());
-        let graph = GraphClient::new(&config).unwrap();
+        let graph = app_client(&emu);
         let csv = marked_csv(0..50);
         let drive = Self {
             db,
