@@ -1,16 +1,17 @@
 //! A drive folder's items by key, kept current from Graph delta: what listings and HEADs are
 //! answered from, so that listing 10,000 keys costs one delta round, not a walk of folders.
 //!
-//! Items are held under their decoded path below the root (`bucket/key`, see [`super::keys`]),
-//! in byte order, which is the order S3 lists keys in. Delta describes items by id; the
-//! [`DeltaTree`] turns that into paths.
+//! Files are held under their key below the root (`bucket/key`, decoded, see
+//! [`super::keys`]), in byte order, which is the order S3 lists keys in; folders apart, as
+//! they are not objects. Delta describes items by id; the [`DeltaTree`] turns that into
+//! paths.
 
 use std::collections::BTreeMap;
 
 use ferry_graph::model::DriveItem;
 use ferry_graph::{Change, Delta, DeltaTree};
 
-use super::keys::decode_path;
+use super::keys::{SELF_NAME, decode_path};
 
 /// The items under one drive folder.
 #[derive(Debug, Default)]
@@ -18,7 +19,8 @@ pub struct DriveIndex {
     /// The folder's drive path (`DynamicCapital/ai-training`), without slashes at the ends.
     root: String,
     tree: DeltaTree,
-    by_key: BTreeMap<String, DriveItem>,
+    files: BTreeMap<String, DriveItem>,
+    folders: BTreeMap<String, DriveItem>,
     cursor: Option<String>,
 }
 
@@ -50,11 +52,7 @@ impl DriveIndex {
         }
         for change in changes {
             match change {
-                Change::Upserted { path, item } => {
-                    if let Some(key) = self.key_of(&path) {
-                        self.by_key.insert(key, *item);
-                    }
-                }
+                Change::Upserted { path, item } => self.put(&path, *item),
                 Change::Deleted { path } => {
                     if let Some(key) = self.key_of(&path) {
                         self.remove_tree(&key);
@@ -66,12 +64,25 @@ impl DriveIndex {
         }
     }
 
-    /// The item at `bucket/key`.
+    /// The file holding `bucket/key`.
     pub fn get(&self, key: &str) -> Option<&DriveItem> {
-        self.by_key.get(key)
+        self.files.get(key)
     }
 
-    /// Items whose key starts with `prefix` and sorts after `after`, in key order.
+    /// The folder at `bucket/key` (`bucket` for the bucket itself).
+    pub fn folder(&self, key: &str) -> Option<&DriveItem> {
+        self.folders.get(key)
+    }
+
+    /// The folders directly below the root: the buckets.
+    pub fn top_folders(&self) -> impl Iterator<Item = (&str, &DriveItem)> {
+        self.folders
+            .iter()
+            .filter(|(k, _)| !k.contains('/'))
+            .map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// Files whose key starts with `prefix` and sorts after `after`, in key order.
     pub fn range<'a>(
         &'a self,
         prefix: &'a str,
@@ -81,51 +92,68 @@ impl DriveIndex {
             Some(a) if a >= prefix => std::ops::Bound::Excluded(a.to_owned()),
             _ => std::ops::Bound::Included(prefix.to_owned()),
         };
-        self.by_key
+        self.files
             .range((start, std::ops::Bound::Unbounded))
             .take_while(move |(k, _)| k.starts_with(prefix))
             .map(|(k, v)| (k.as_str(), v))
     }
 
-    /// Records an item written through the gateway, so that its writer sees it before the
-    /// next delta round reports it.
-    pub fn insert(&mut self, key: &str, item: DriveItem) {
-        self.by_key.insert(key.to_owned(), item);
-    }
-
-    /// Forgets an item (and, for a folder, everything below it) deleted through the gateway.
-    pub fn remove_tree(&mut self, key: &str) {
-        self.by_key.remove(key);
-        let below = format!("{key}/");
-        let doomed: Vec<String> = self
-            .by_key
-            .range(below.clone()..)
-            .take_while(|(k, _)| k.starts_with(&below))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in doomed {
-            self.by_key.remove(&k);
+    /// Records an item written through the gateway at its drive path (below the root), so
+    /// that its writer sees it before the next delta round reports it.
+    pub fn put(&mut self, path: &str, item: DriveItem) {
+        let Some(key) = self.key_of(path) else {
+            return;
+        };
+        if item.is_folder() {
+            self.folders.insert(key, item);
+        } else {
+            self.files.insert(key, item);
         }
     }
 
-    /// The key for a drive path, if it is below the root.
+    /// Forgets what is at `bucket/key`, and everything below it.
+    pub fn remove_tree(&mut self, key: &str) {
+        let below = format!("{key}/");
+        for map in [&mut self.files, &mut self.folders] {
+            map.remove(key);
+            let doomed: Vec<String> = map
+                .range(below.clone()..)
+                .take_while(|(k, _)| k.starts_with(&below))
+                .map(|(k, _)| k.clone())
+                .collect();
+            for k in doomed {
+                map.remove(&k);
+            }
+        }
+    }
+
+    /// The key for a drive path (with the root, as delta gives it), if it is below the
+    /// root. A folder's own data (`‛self`) is the key of the folder.
     fn key_of(&self, path: &str) -> Option<String> {
         let rest = if self.root.is_empty() {
             path
         } else {
             path.strip_prefix(&self.root)?.strip_prefix('/')?
         };
+        let rest = rest
+            .strip_suffix(SELF_NAME)
+            .and_then(|r| r.strip_suffix('/'))
+            .unwrap_or(rest);
         (!rest.is_empty()).then(|| decode_path(rest))
     }
 
     fn rebuild(&mut self) {
-        let mut by_key = BTreeMap::new();
-        for (path, item) in self.tree.paths() {
-            if let Some(key) = self.key_of(&path) {
-                by_key.insert(key, item.clone());
-            }
+        self.files.clear();
+        self.folders.clear();
+        let all: Vec<(String, DriveItem)> = self
+            .tree
+            .paths()
+            .into_iter()
+            .map(|(p, i)| (p, i.clone()))
+            .collect();
+        for (path, item) in all {
+            self.put(&path, item);
         }
-        self.by_key = by_key;
     }
 }
 
@@ -189,19 +217,17 @@ mod tests {
         assert_eq!(index.cursor(), Some("d1"));
         assert_eq!(
             keys(&index, "datasets/", None),
-            [
-                "datasets/a-b.csv",
-                "datasets/a:b.csv",
-                "datasets/sub",
-                "datasets/sub/b.csv"
-            ]
+            ["datasets/a-b.csv", "datasets/a:b.csv", "datasets/sub/b.csv"]
         );
         assert_eq!(
             keys(&index, "datasets/", Some("datasets/a:b.csv")),
-            ["datasets/sub", "datasets/sub/b.csv"]
+            ["datasets/sub/b.csv"]
         );
         assert!(index.get("elsewhere.txt").is_none(), "outside the root");
         assert_eq!(index.get("datasets/sub/b.csv").unwrap().id, "b");
+        assert!(index.folder("datasets/sub").is_some());
+        let buckets: Vec<&str> = index.top_folders().map(|(k, _)| k).collect();
+        assert_eq!(buckets, ["datasets"]);
     }
 
     #[test]
@@ -223,7 +249,7 @@ mod tests {
         ));
         assert_eq!(
             keys(&index, "", None),
-            ["datasets", "datasets/renamed.csv", "moved", "moved/b.csv"]
+            ["datasets/renamed.csv", "moved/b.csv"]
         );
         assert_eq!(
             index.get("datasets/renamed.csv").unwrap().c_tag.as_deref(),
@@ -233,12 +259,7 @@ mod tests {
         index.apply(&delta(vec![item("b", "b.csv", "ds", false, "c1")], "d3"));
         assert_eq!(
             keys(&index, "", None),
-            [
-                "datasets",
-                "datasets/b.csv",
-                "datasets/renamed.csv",
-                "moved"
-            ]
+            ["datasets/b.csv", "datasets/renamed.csv"]
         );
         // The folder deleted: everything below it goes.
         index.apply(&delta(
@@ -249,10 +270,17 @@ mod tests {
             }],
             "d4",
         ));
-        assert_eq!(keys(&index, "", None), ["moved"]);
-        // Writes through the gateway show at once.
-        index.insert("moved/new.bin", item("n", "new.bin", "sub", false, "c9"));
+        assert!(keys(&index, "", None).is_empty());
+        assert!(index.folder("moved").is_some());
+        // Writes through the gateway show at once; a folder's own data is the folder's key.
+        index.put("ai/moved/new.bin", item("n", "new.bin", "sub", false, "c9"));
+        index.put(
+            "ai/moved/x/\u{201B}self",
+            item("s", "\u{201B}self", "x", false, "c9"),
+        );
+        assert_eq!(keys(&index, "", None), ["moved/new.bin", "moved/x"]);
         index.remove_tree("moved");
         assert!(keys(&index, "", None).is_empty());
+        assert!(index.folder("moved").is_none());
     }
 }

@@ -13,11 +13,17 @@
 //! | an empty segment (`a//b`, a key starting with `/`) | `‛` |
 //! | any of the characters on the right above, and `‛` itself | the same, with `‛` before it |
 //!
-//! Decoding undoes each row, so every key survives a round trip. A name that a person gave
+//! Decoding undoes each row, so every key survives a round trip. One name is never the
+//! encoding of a segment and is reserved: [`SELF_NAME`], the file holding the data of a key
+//! that is also a folder (`a` while `a/b` exists: OneDrive cannot hold a file and a folder
+//! of one name side by side). A name that a person gave
 //! a file in OneDrive reads back as itself unless it holds one of the characters on the
 //! right (then that character reads as what it stands for).
 
 use ferry_graph::names::{MAX_NAME_CHARS, MAX_PATH_CHARS};
+
+/// The file inside folder `a` that holds the data of key `a`.
+pub const SELF_NAME: &str = "\u{201B}self";
 
 /// Marks the next character as literal, and alone, an empty segment.
 const ESCAPE: char = '\u{201B}';
@@ -247,6 +253,7 @@ mod tests {
             Just("：".to_owned()),
             Just("␠".to_owned()),
             Just("．".to_owned()),
+            Just("self".to_owned()),
             Just("␀".to_owned()),
             "[a-zA-Z0-9\"*:<>?\\\\|\\x00-\\x1f\\x7f .~$_-]{1,4}",
             "\\PC{1,3}",
@@ -260,6 +267,7 @@ mod tests {
             prop_assume!(s.chars().count() < 100 && !s.contains('/'));
             let name = encode_segment(&s).unwrap();
             prop_assert_eq!(decode_segment(&name), s.clone());
+            prop_assert_ne!(name.as_str(), SELF_NAME);
             if !s.is_empty() {
                 prop_assert!(ferry_graph::check_name(&name).is_ok(), "{:?} -> {:?}", s, name);
             }
