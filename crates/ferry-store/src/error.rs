@@ -31,6 +31,8 @@ pub enum Error {
     PreconditionFailed { key: String },
     #[error("the body's MD5 does not match Content-MD5 for {key:?}")]
     BadDigest { key: String },
+    #[error("OneDrive: {0}")]
+    Graph(String),
     #[error("the metadata store {path}: {message}")]
     MetaStore { path: PathBuf, message: String },
     #[error("{op} {path}")]

@@ -18,3 +18,4 @@ pub use error::{Error, Result};
 pub use ext::BackendExt;
 pub use local::LocalBackend;
 pub use names::{MAX_KEY_LEN, check_bucket_name, check_key};
+pub use onedrive::backend::OneDriveBackend;

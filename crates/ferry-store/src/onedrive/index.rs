@@ -111,6 +111,11 @@ impl DriveIndex {
         }
     }
 
+    /// Forgets the file holding `bucket/key` (deleted through the gateway).
+    pub fn remove_file(&mut self, key: &str) {
+        self.files.remove(key);
+    }
+
     /// Forgets what is at `bucket/key`, and everything below it.
     pub fn remove_tree(&mut self, key: &str) {
         let below = format!("{key}/");
@@ -135,6 +140,14 @@ impl DriveIndex {
         } else {
             path.strip_prefix(&self.root)?.strip_prefix('/')?
         };
+        // A file set aside while its name becomes a folder is not an object.
+        if rest
+            .rsplit('/')
+            .next()
+            .is_some_and(|name| name.starts_with(SELF_NAME) && name != SELF_NAME)
+        {
+            return None;
+        }
         let rest = rest
             .strip_suffix(SELF_NAME)
             .and_then(|r| r.strip_suffix('/'))

@@ -2,6 +2,7 @@
 //! index listings are served from ([`index`]), and what S3 keeps that OneDrive does not
 //! ([`meta`]).
 
+pub mod backend;
 pub mod index;
 pub mod keys;
 pub mod meta;

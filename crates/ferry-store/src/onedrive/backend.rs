@@ -1,0 +1,607 @@
+//! A OneDrive folder as a [`Backend`]: its child folders are buckets, keys map to drive
+//! paths ([`super::keys`]), listings and HEADs are answered from a delta-maintained index
+//! ([`super::index`]) and S3's own metadata lives in an embedded store ([`super::meta`]).
+//!
+//! OneDrive cannot hold a file and a folder of one name: the data of a key that is also a
+//! folder (`a` while `a/b` exists) lives in `a/‛self`; writing `a/b` while the file `a`
+//! exists moves that file there first.
+//!
+//! Writes are spooled to a private folder on disk (never held in memory) and sent to Graph
+//! at commit, so an object becomes visible whole and at once, or not at all.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use bytes::Bytes;
+use ferry_graph::model::DriveItem;
+use ferry_graph::{Conflict, GraphClient};
+use futures::StreamExt as _;
+use md5::{Digest as _, Md5};
+use tokio::io::AsyncWriteExt as _;
+
+use super::index::DriveIndex;
+use super::keys::{KeyError, SELF_NAME, encode_key};
+use super::meta::{MetaStore, Record};
+use crate::backend::{
+    Backend, BucketInfo, Capabilities, CommitOptions, GetResult, ListEntry, ListOptions, ListPage,
+    ObjectAttrs, ObjectMeta, ObjectWriter, PutOptions, RangeRequest, WriteCondition,
+};
+use crate::error::{Error, Result};
+use crate::names::{check_bucket_name, check_key};
+
+/// How long a listing may trail changes made in OneDrive itself, by default.
+pub const DEFAULT_FRESHNESS: Duration = Duration::from_secs(5);
+
+/// The backend; clones share one index, metadata store and spool.
+#[derive(Debug, Clone)]
+pub struct OneDriveBackend(Arc<Shared>);
+
+impl std::ops::Deref for OneDriveBackend {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+#[derive(Debug)]
+pub struct Shared {
+    graph: GraphClient,
+    /// The drive folder whose child folders are the buckets, without slashes at the ends.
+    root: String,
+    index: Mutex<DriveIndex>,
+    /// One delta round at a time; when it last ran.
+    refreshed: tokio::sync::Mutex<Option<Instant>>,
+    freshness: Duration,
+    meta: MetaStore,
+    spool: PathBuf,
+}
+
+impl OneDriveBackend {
+    /// A backend over `root` in the client's drive, keeping its metadata store and spooled
+    /// writes under `state` (created 0700).
+    pub fn open(graph: GraphClient, root: &str, state: &Path) -> Result<Self> {
+        Self::open_with(graph, root, state, DEFAULT_FRESHNESS)
+    }
+
+    /// [`open`](Self::open), with how long a listing may trail changes made in OneDrive
+    /// itself (writes through this backend show at once).
+    pub fn open_with(
+        graph: GraphClient,
+        root: &str,
+        state: &Path,
+        freshness: Duration,
+    ) -> Result<Self> {
+        let spool = state.join("spool");
+        make_private_dir(&spool)?;
+        let root = root.trim_matches('/').to_owned();
+        Ok(Self(Arc::new(Shared {
+            graph,
+            index: Mutex::new(DriveIndex::new(&root)),
+            root,
+            refreshed: tokio::sync::Mutex::new(None),
+            freshness,
+            meta: MetaStore::open(&state.join("meta.redb"))?,
+            spool,
+        })))
+    }
+}
+
+impl Shared {
+    /// Brings the index up to date with one delta round if it is older than the bound.
+    async fn fresh(&self) -> Result<()> {
+        let mut refreshed = self.refreshed.lock().await;
+        if refreshed.is_some_and(|at| at.elapsed() < self.freshness) {
+            return Ok(());
+        }
+        let cursor = self.index().cursor().map(str::to_owned);
+        let delta = self.graph.delta(cursor.as_deref()).await.map_err(graph)?;
+        self.index().apply(&delta);
+        *refreshed = Some(Instant::now());
+        Ok(())
+    }
+
+    fn index(&self) -> std::sync::MutexGuard<'_, DriveIndex> {
+        self.index.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The drive path of a bucket or of a path below it.
+    fn drive_path(&self, bucket_path: &str) -> String {
+        if self.root.is_empty() {
+            bucket_path.to_owned()
+        } else {
+            format!("{}/{bucket_path}", self.root)
+        }
+    }
+
+    async fn bucket(&self, bucket: &str) -> Result<DriveItem> {
+        self.fresh().await?;
+        self.index()
+            .folder(bucket)
+            .cloned()
+            .ok_or_else(|| Error::NoSuchBucket {
+                bucket: bucket.to_owned(),
+            })
+    }
+
+    /// The file holding `bucket/key`, after checking both.
+    async fn file(&self, bucket: &str, key: &str) -> Result<DriveItem> {
+        check_key(key)?;
+        self.bucket(bucket).await?;
+        self.index()
+            .get(&format!("{bucket}/{key}"))
+            .cloned()
+            .ok_or_else(|| no_such_key(bucket, key))
+    }
+
+    fn object_meta(&self, key: &str, item: &DriveItem) -> Result<ObjectMeta> {
+        let version = version_of(item);
+        let (etag, attrs) = match self.meta.get(&item.id, &version)? {
+            Some(record) => (record.etag, record.attrs),
+            // Written in OneDrive itself (or changed there since): an entity tag of its own.
+            None => (foreign_etag(item), ObjectAttrs::default()),
+        };
+        Ok(ObjectMeta {
+            key: key.to_owned(),
+            size: item.size.unwrap_or(0),
+            etag,
+            last_modified: modified(item),
+            attrs,
+        })
+    }
+
+    /// Makes room for `bucket/key`: each of its ancestors that is a file becomes a folder
+    /// holding that file as `‛self`. Returns the drive path to write the key's data to.
+    async fn prepare(&self, bucket: &str, key: &str) -> Result<String> {
+        let encoded = encode(key)?;
+        let segments: Vec<&str> = key.split('/').collect();
+        let mut parent = bucket.to_owned();
+        for segment in &segments[..segments.len() - 1] {
+            let path = format!("{parent}/{segment}");
+            let blocking = self.index().get(&path).cloned();
+            if let Some(file) = blocking
+                && self.index().folder(&path).is_none()
+            {
+                self.make_folder_of(&path, &file).await?;
+            }
+            parent = path;
+        }
+        let target = format!("{bucket}/{encoded}");
+        let is_folder = self.index().folder(&format!("{bucket}/{key}")).is_some();
+        Ok(if is_folder {
+            format!("{target}/{SELF_NAME}")
+        } else {
+            target
+        })
+    }
+
+    /// Turns the file at `bucket/path` into a folder holding it as `‛self`.
+    async fn make_folder_of(&self, key_path: &str, file: &DriveItem) -> Result<()> {
+        let (bucket, key) = key_path.split_once('/').unwrap_or((key_path, ""));
+        let drive = self.drive_path(&format!("{bucket}/{}", encode(key)?));
+        // Out of the way under a name no key encodes to, then into the new folder.
+        let aside = format!("{SELF_NAME}-{}", uuid::Uuid::new_v4().simple());
+        self.graph
+            .move_item(&file.id, None, Some(&aside))
+            .await
+            .map_err(graph)?;
+        let folder = self.graph.create_folders(&drive).await.map_err(graph)?;
+        let moved = self
+            .graph
+            .move_item(&file.id, Some(&folder.id), Some(SELF_NAME))
+            .await
+            .map_err(graph)?;
+        let mut index = self.index();
+        index.put(&drive, folder);
+        index.put(&format!("{drive}/{SELF_NAME}"), moved);
+        Ok(())
+    }
+
+    async fn commit_spooled(
+        &self,
+        bucket: &str,
+        key: &str,
+        spool: &Path,
+        etag: String,
+        attrs: ObjectAttrs,
+        condition: Option<&WriteCondition>,
+    ) -> Result<ObjectMeta> {
+        if let Some(condition) = condition {
+            let current = match self.file(bucket, key).await {
+                Ok(item) => Some(self.object_meta(key, &item)?.etag),
+                Err(Error::NoSuchKey { .. }) => None,
+                Err(e) => return Err(e),
+            };
+            let met = match (condition, &current) {
+                (WriteCondition::IfNoneExists, None) => true,
+                (WriteCondition::IfMatch(want), Some(etag)) => want == "*" || want == etag,
+                _ => false,
+            };
+            if !met {
+                return Err(Error::PreconditionFailed {
+                    key: key.to_owned(),
+                });
+            }
+        }
+        let target = self.drive_path(&self.prepare(bucket, key).await?);
+        let item = self
+            .graph
+            .upload_file(spool, &target, Conflict::Replace)
+            .await
+            .map_err(graph)?;
+        self.meta.put(
+            &item.id,
+            &Record {
+                version: version_of(&item),
+                etag,
+                attrs,
+            },
+        )?;
+        let meta = self.object_meta(key, &item)?;
+        self.index().put(&target, item);
+        Ok(meta)
+    }
+}
+
+#[async_trait]
+impl Backend for OneDriveBackend {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            file_and_folder_with_same_name: true,
+        }
+    }
+
+    async fn list_buckets(&self) -> Result<Vec<BucketInfo>> {
+        self.fresh().await?;
+        Ok(self
+            .index()
+            .top_folders()
+            .map(|(name, item)| BucketInfo {
+                name: name.to_owned(),
+                created: created(item),
+            })
+            .collect())
+    }
+
+    async fn create_bucket(&self, bucket: &str) -> Result<()> {
+        check_bucket_name(bucket)?;
+        if self.bucket(bucket).await.is_ok() {
+            return Err(Error::BucketExists {
+                bucket: bucket.to_owned(),
+            });
+        }
+        let drive = self.drive_path(bucket);
+        let folder = self.graph.create_folders(&drive).await.map_err(graph)?;
+        self.index().put(&drive, folder);
+        Ok(())
+    }
+
+    async fn delete_bucket(&self, bucket: &str) -> Result<()> {
+        let folder = self.bucket(bucket).await?;
+        if self
+            .index()
+            .range(&format!("{bucket}/"), None)
+            .next()
+            .is_some()
+        {
+            return Err(Error::BucketNotEmpty {
+                bucket: bucket.to_owned(),
+            });
+        }
+        self.graph.delete(&folder.id).await.map_err(graph)?;
+        self.index().remove_tree(bucket);
+        Ok(())
+    }
+
+    async fn head_bucket(&self, bucket: &str) -> Result<BucketInfo> {
+        let folder = self.bucket(bucket).await?;
+        Ok(BucketInfo {
+            name: bucket.to_owned(),
+            created: created(&folder),
+        })
+    }
+
+    async fn head(&self, bucket: &str, key: &str) -> Result<ObjectMeta> {
+        let item = self.file(bucket, key).await?;
+        self.object_meta(key, &item)
+    }
+
+    async fn get(&self, bucket: &str, key: &str, range: Option<RangeRequest>) -> Result<GetResult> {
+        let item = self.file(bucket, key).await?;
+        let meta = self.object_meta(key, &item)?;
+        let range = match range {
+            Some(r) => r
+                .resolve(meta.size)
+                .ok_or(Error::RangeNotSatisfiable { size: meta.size })?,
+            None => 0..meta.size,
+        };
+        let body = if range.is_empty() {
+            futures::stream::empty().boxed()
+        } else {
+            let asked = (range != (0..meta.size)).then(|| range.clone());
+            self.graph
+                .download_range(&item.id, asked)
+                .await
+                .map_err(graph)?
+                .map(|chunk| chunk.map_err(std::io::Error::other))
+                .boxed()
+        };
+        Ok(GetResult { meta, range, body })
+    }
+
+    async fn put(
+        &self,
+        bucket: &str,
+        key: &str,
+        _opts: PutOptions,
+    ) -> Result<Box<dyn ObjectWriter>> {
+        check_key(key)?;
+        encode(key)?;
+        self.bucket(bucket).await?;
+        let path = self
+            .spool
+            .join(format!("put-{}", uuid::Uuid::new_v4().simple()));
+        let file = tokio::fs::File::create_new(&path)
+            .await
+            .map_err(Error::io("create", &path))?;
+        Ok(Box::new(Writer {
+            backend: self.0.clone(),
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            spool: Spool { path, file },
+            md5: Md5::new(),
+        }))
+    }
+
+    async fn delete(&self, bucket: &str, key: &str) -> Result<()> {
+        let item = match self.file(bucket, key).await {
+            Ok(item) => item,
+            Err(Error::NoSuchKey { .. }) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        match self.graph.delete(&item.id).await {
+            Ok(()) => {}
+            Err(e) if e.graph_code() == Some("itemNotFound") => {}
+            Err(e) => return Err(graph(e)),
+        }
+        self.meta.remove(&item.id)?;
+        self.index().remove_file(&format!("{bucket}/{key}"));
+        Ok(())
+    }
+
+    async fn copy(
+        &self,
+        src: (&str, &str),
+        dst: (&str, &str),
+        attrs: Option<ObjectAttrs>,
+    ) -> Result<ObjectMeta> {
+        let item = self.file(src.0, src.1).await?;
+        let source = self.object_meta(src.1, &item)?;
+        let attrs = attrs.unwrap_or(source.attrs);
+        if src == dst {
+            let record = Record {
+                version: version_of(&item),
+                etag: source.etag,
+                attrs,
+            };
+            self.meta.put(&item.id, &record)?;
+            return self.object_meta(dst.1, &item);
+        }
+        check_key(dst.1)?;
+        self.bucket(dst.0).await?;
+        // Through the gateway's spool: Graph's copy cannot replace an existing file.
+        let path = self
+            .spool
+            .join(format!("copy-{}", uuid::Uuid::new_v4().simple()));
+        let spool = Spool {
+            file: tokio::fs::File::create_new(&path)
+                .await
+                .map_err(Error::io("create", &path))?,
+            path,
+        };
+        let mut body = self.get(src.0, src.1, None).await?.body;
+        let mut file = spool
+            .file
+            .try_clone()
+            .await
+            .map_err(Error::io("open", &spool.path))?;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(Error::io("read", &spool.path))?;
+            file.write_all(&chunk)
+                .await
+                .map_err(Error::io("write", &spool.path))?;
+        }
+        file.flush()
+            .await
+            .map_err(Error::io("write", &spool.path))?;
+        self.commit_spooled(dst.0, dst.1, &spool.path, source.etag, attrs, None)
+            .await
+    }
+
+    async fn list(&self, bucket: &str, opts: &ListOptions) -> Result<ListPage> {
+        self.bucket(bucket).await?;
+        let base = format!("{bucket}/");
+        let prefix = format!("{base}{}", opts.prefix);
+        let after = opts.start_after.as_ref().map(|a| format!("{base}{a}"));
+        let mut page = ListPage::default();
+        if opts.max_keys == 0 {
+            return Ok(page);
+        }
+        let items: Vec<(String, DriveItem)> = {
+            let index = self.index();
+            let mut found = Vec::new();
+            let mut skip_under: Option<String> = None;
+            for (path, item) in index.range(&prefix, after.as_deref()) {
+                let key = &path[base.len()..];
+                if let Some(common) = &skip_under
+                    && key.starts_with(common.as_str())
+                {
+                    continue;
+                }
+                let rolled = opts
+                    .delimiter
+                    .as_deref()
+                    .filter(|d| !d.is_empty())
+                    .and_then(|d| {
+                        let rest = &key[opts.prefix.len()..];
+                        rest.find(d)
+                            .map(|i| key[..opts.prefix.len() + i + d.len()].to_owned())
+                    });
+                if let Some(common) = rolled {
+                    skip_under = Some(common.clone());
+                    // A prefix at or before the marker was returned on an earlier page.
+                    if opts
+                        .start_after
+                        .as_deref()
+                        .is_some_and(|a| common.as_str() <= a)
+                    {
+                        continue;
+                    }
+                    found.push((common, DriveItem::default()));
+                } else {
+                    found.push((key.to_owned(), item.clone()));
+                }
+                if found.len() > opts.max_keys {
+                    break;
+                }
+            }
+            found
+        };
+        for (name, item) in items {
+            if page.entries.len() == opts.max_keys {
+                page.is_truncated = true;
+                break;
+            }
+            let entry = if item.id.is_empty() {
+                ListEntry::Prefix(name)
+            } else {
+                ListEntry::Object(self.object_meta(&name, &item)?)
+            };
+            page.entries.push(entry);
+        }
+        Ok(page)
+    }
+}
+
+/// A spooled write's file, removed when dropped.
+struct Spool {
+    path: PathBuf,
+    file: tokio::fs::File,
+}
+
+impl Drop for Spool {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+struct Writer {
+    backend: Arc<Shared>,
+    bucket: String,
+    key: String,
+    spool: Spool,
+    md5: Md5,
+}
+
+#[async_trait]
+impl ObjectWriter for Writer {
+    async fn write(&mut self, chunk: Bytes) -> Result<()> {
+        self.md5.update(&chunk);
+        self.spool
+            .file
+            .write_all(&chunk)
+            .await
+            .map_err(Error::io("write", &self.spool.path))
+    }
+
+    async fn commit(mut self: Box<Self>, opts: CommitOptions) -> Result<ObjectMeta> {
+        self.spool
+            .file
+            .flush()
+            .await
+            .map_err(Error::io("write", &self.spool.path))?;
+        let md5: [u8; 16] = self.md5.finalize_reset().into();
+        if opts.expected_md5.is_some_and(|want| want != md5) {
+            return Err(Error::BadDigest {
+                key: self.key.clone(),
+            });
+        }
+        let etag = opts.etag.unwrap_or_else(|| hex::encode(md5));
+        self.backend
+            .commit_spooled(
+                &self.bucket,
+                &self.key,
+                &self.spool.path,
+                etag,
+                opts.attrs,
+                opts.condition.as_ref(),
+            )
+            .await
+    }
+}
+
+fn encode(key: &str) -> Result<String> {
+    encode_key(key).map_err(|e| match e {
+        KeyError::NameTooLong { .. } => Error::InvalidKey {
+            key: key.to_owned(),
+            reason: "a path segment is longer than OneDrive's 255 characters",
+        },
+        KeyError::PathTooLong { .. } => Error::InvalidKey {
+            key: key.to_owned(),
+            reason: "the drive path is longer than OneDrive's 400 characters",
+        },
+    })
+}
+
+/// The content version a metadata record is kept for.
+fn version_of(item: &DriveItem) -> String {
+    item.c_tag
+        .clone()
+        .or_else(|| item.e_tag.clone())
+        .unwrap_or_default()
+}
+
+/// An entity tag for a file the gateway did not write: its quickXorHash in hex (40
+/// characters, so no client takes it for an MD5), else a digest of its content version.
+fn foreign_etag(item: &DriveItem) -> String {
+    item.quick_xor_hash()
+        .and_then(|h| base64::engine::general_purpose::STANDARD.decode(h).ok())
+        .map(hex::encode)
+        .unwrap_or_else(|| hex::encode(Md5::digest(version_of(item).as_bytes())))
+}
+
+fn modified(item: &DriveItem) -> SystemTime {
+    parse_time(item.last_modified_date_time.as_deref())
+}
+
+fn created(item: &DriveItem) -> SystemTime {
+    parse_time(item.created_date_time.as_deref())
+}
+
+fn parse_time(text: Option<&str>) -> SystemTime {
+    text.and_then(|t| humantime::parse_rfc3339_weak(t.trim_end_matches('Z')).ok())
+        .unwrap_or(SystemTime::UNIX_EPOCH)
+}
+
+fn no_such_key(bucket: &str, key: &str) -> Error {
+    Error::NoSuchKey {
+        bucket: bucket.to_owned(),
+        key: key.to_owned(),
+    }
+}
+
+fn graph(e: ferry_graph::Error) -> Error {
+    Error::Graph(e.to_string())
+}
+
+fn make_private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(Error::io("create", dir))
+}

@@ -1,0 +1,137 @@
+//! What the OneDrive backend does beyond the conformance suite: files changed in OneDrive
+//! itself, keys OneDrive forbids, throttling.
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use ferry_graph::Conflict;
+use ferry_store::{Backend as _, BackendExt as _, ObjectAttrs, OneDriveBackend};
+use ferry_testkit::graph::{app_client, start_emulator};
+
+const ROOT: &str = "DynamicCapital/ai-training";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_changed_in_onedrive_is_served_new_with_a_new_etag() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = start_emulator(&dir.path().join("emulator"), |_| {}).await;
+    let graph = app_client(&emu);
+    let backend = OneDriveBackend::open_with(
+        graph.clone(),
+        ROOT,
+        &dir.path().join("state"),
+        Duration::ZERO,
+    )
+    .unwrap();
+    backend.create_bucket("datasets").await.unwrap();
+    let attrs = ObjectAttrs {
+        content_type: Some("text/csv".into()),
+        ..ObjectAttrs::default()
+    };
+    let put = backend
+        .put_bytes("datasets", "train.csv", "id\n1\n", attrs.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        backend.head("datasets", "train.csv").await.unwrap().attrs,
+        attrs
+    );
+
+    // Someone edits it in OneDrive, and adds a file with a name S3 keys encode.
+    let local = dir.path().join("edit");
+    std::fs::write(&local, "id\n1\n2\n").unwrap();
+    graph
+        .upload_file(
+            &local,
+            &format!("{ROOT}/datasets/train.csv"),
+            Conflict::Replace,
+        )
+        .await
+        .unwrap();
+    graph
+        .upload_file(
+            &local,
+            &format!("{ROOT}/datasets/q：a.csv"),
+            Conflict::Replace,
+        )
+        .await
+        .unwrap();
+
+    let head = backend.head("datasets", "train.csv").await.unwrap();
+    assert_ne!(head.etag, put.etag, "a new version, a new entity tag");
+    assert_eq!(head.etag.len(), 40, "no client takes it for an MD5");
+    assert_eq!(
+        head.attrs,
+        ObjectAttrs::default(),
+        "the old attributes were for the old bytes"
+    );
+    assert_eq!(
+        backend.get_bytes("datasets", "train.csv").await.unwrap(),
+        "id\n1\n2\n"
+    );
+    let keys: Vec<String> = backend
+        .list_all("datasets", &Default::default())
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.name().to_owned())
+        .collect();
+    assert_eq!(keys, ["q:a.csv", "train.csv"]);
+    assert_eq!(
+        backend.get_bytes("datasets", "q:a.csv").await.unwrap(),
+        "id\n1\n2\n"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_onedrive_forbids_round_trip_and_throttling_is_waited_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = start_emulator(&dir.path().join("emulator"), |_| {}).await;
+    let backend = OneDriveBackend::open(app_client(&emu), ROOT, &dir.path().join("state")).unwrap();
+    backend.create_bucket("odd").await.unwrap();
+    let keys = [
+        "CON",
+        "a:b|c?.txt",
+        "~$lock.docx",
+        "x_vti_y/ trailing. ",
+        "tab\there",
+        "‛self",
+        "self",
+    ];
+    emu.faults().update(|f| {
+        f.throttle_next = 3;
+        f.retry_after_secs = 1;
+    });
+    for key in keys {
+        backend
+            .put_bytes("odd", key, key.to_owned(), ObjectAttrs::default())
+            .await
+            .unwrap_or_else(|e| panic!("{key:?}: {e}"));
+    }
+    assert_eq!(
+        emu.faults().get().throttle_next,
+        0,
+        "the throttling happened"
+    );
+    for key in keys {
+        assert_eq!(backend.get_bytes("odd", key).await.unwrap(), key, "{key:?}");
+    }
+    let mut sorted = keys.map(str::to_owned).to_vec();
+    sorted.sort();
+    let listed: Vec<String> = backend
+        .list_all("odd", &Default::default())
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.name().to_owned())
+        .collect();
+    assert_eq!(listed, sorted);
+    // Longer than OneDrive allows: a clear error, nothing written.
+    let long = "k".repeat(300);
+    let err = backend
+        .put("odd", &long, Default::default())
+        .await
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("255"), "{err}");
+}
