@@ -60,6 +60,7 @@ impl Contract {
             .columns
             .into_iter()
             .map(|(name, kind)| {
+                check_column_name(&name)?;
                 let kind = kind.as_str().and_then(ColumnType::parse).ok_or_else(|| {
                     format!(
                         "column {name:?}: {kind} is not a type ferry loads (boolean, \
@@ -74,6 +75,21 @@ impl Contract {
             max_reject_rate: raw.max_reject_rate,
         }))
     }
+}
+
+/// A name Postgres keeps as given and ferry does not use itself.
+fn check_column_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 63 || name.contains('\0') {
+        return Err(format!(
+            "column {name:?}: a column name is 1 to 63 bytes, without NUL"
+        ));
+    }
+    if name.starts_with("_ferry_") {
+        return Err(format!(
+            "column {name:?}: names starting with _ferry_ are ferry's own"
+        ));
+    }
+    Ok(())
 }
 
 /// The body of the first fenced code block whose info string is `toml contract`.
@@ -158,6 +174,8 @@ mod tests {
         assert!(bad("[columns]\nid = \"uuid\"").contains("not a type ferry loads"));
         assert!(bad("max_reject_rate = 2.0").contains("from 0 to 1"));
         assert!(bad("colums = {}").contains("unknown field"));
+        assert!(bad("[columns]\n_ferry_row = \"text\"").contains("ferry's own"));
+        assert!(bad("[columns]\n\"\" = \"text\"").contains("1 to 63 bytes"));
         assert!(
             bad("[columns\n").contains("invalid"),
             "{}",

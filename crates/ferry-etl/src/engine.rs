@@ -172,6 +172,8 @@ pub async fn sync(
         return Err(Error::Busy { name });
     }
     let result = run(client, source, &name, options).await;
+    // Whatever a run cut short left there (its loads remove their own files).
+    let _ = source.clear_staging();
     let _ = client
         .execute("SELECT pg_advisory_unlock($1)", &[&lock])
         .await;
@@ -389,6 +391,13 @@ async fn run_files(
                 e.schema = loaded.columns;
                 e.status = "loaded";
             }
+            // Not recorded as a failed version: mending the README retries the file.
+            Err(err @ Error::Contract(_)) => {
+                tracing::warn!(path = %file.path, error = %err, "file not loaded");
+                report.files_failed += 1;
+                e.status = "failed";
+                e.error = Some(err.to_string());
+            }
             Err(err @ (Error::ChangedDuringLoad | Error::Fetch(_))) => {
                 tracing::warn!(path = %file.path, error = %err, "file skipped for now");
                 report.files_skipped += 1;
@@ -534,10 +543,12 @@ impl Prefetch {
         let (tx, rx) = tokio::sync::mpsc::channel(1);
         let source = source.clone();
         let task = tokio::spawn(async move {
+            // Each download is a task of its own, so it goes on while the hand-over waits
+            // for the loader.
             let mut fetched = futures::stream::iter(files)
                 .map(|file| {
                     let source = source.clone();
-                    async move { source.fetch(&file).await }
+                    AbortOnDrop(tokio::spawn(async move { source.fetch(&file).await }))
                 })
                 .buffered(parallel.max(1));
             while let Some(result) = fetched.next().await {
@@ -566,6 +577,28 @@ impl Drop for Prefetch {
         while let Ok(unused) = self.files.try_recv() {
             discard(unused);
         }
+    }
+}
+
+/// A spawned task that stops when its handle is dropped.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> std::future::Future for AbortOnDrop<Result<T>> {
+    type Output = Result<T>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|joined| joined.unwrap_or_else(|e| Err(Error::Fetch(e.to_string()))))
+    }
+}
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -648,11 +681,13 @@ async fn contract_of<'c>(
 ) -> Result<&'c std::result::Result<Contract, String>> {
     if !cache.contains_key(dataset) {
         let path = format!("{}/{dataset}/{}", dataset::DATASETS, contract::README);
-        let contract = match source.read_text(&path).await? {
-            None => Ok(Contract::default()),
-            Some(text) => Contract::from_readme(&text)
+        // A README that cannot be read holds back its dataset's files, not the run.
+        let contract = match source.read_text(&path).await {
+            Ok(None) => Ok(Contract::default()),
+            Ok(Some(text)) => Contract::from_readme(&text)
                 .map(Option::unwrap_or_default)
                 .map_err(|e| format!("the dataset contract in {path}: {e}")),
+            Err(e) => Err(format!("reading the dataset contract {path}: {e}")),
         };
         cache.insert(dataset.to_owned(), contract);
     }

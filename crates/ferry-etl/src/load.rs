@@ -249,7 +249,7 @@ fn probe(
                     .iter_mut()
                     .find(|c| c.name == want.name)
                     .ok_or_else(|| {
-                        Error::File(format!(
+                        Error::Contract(format!(
                             "the dataset contract names column {:?}, which the file does not have",
                             want.name
                         ))
@@ -274,7 +274,7 @@ fn probe(
             Ok((Shape::Csv { dialect, columns }, info))
         }
         Format::Json | Format::Jsonl => {
-            let columns = typed
+            let columns: Vec<ColumnInfo> = typed
                 .iter()
                 .map(|c| ColumnInfo {
                     name: c.name.clone(),
@@ -286,10 +286,18 @@ fn probe(
                 }))
                 .collect();
             if typed.iter().any(|c| c.name == decode::json::RECORD_COLUMN) {
-                return Err(Error::File(
+                return Err(Error::Contract(
                     "the dataset contract names a column \"record\", which is where JSON records go"
                         .into(),
                 ));
+            }
+            if !existing.is_empty() && existing != columns.as_slice() {
+                return Err(Error::Contract(format!(
+                    "the version's table has the columns ({}) and the dataset contract asks for \
+                     ({}); a changed contract applies to new versions",
+                    describe(existing).join(", "),
+                    describe(&columns).join(", ")
+                )));
             }
             let typed = typed.to_vec();
             Ok((Shape::Json { typed }, columns))

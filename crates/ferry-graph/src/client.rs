@@ -64,6 +64,7 @@ impl GraphClient {
             // that must not receive our bearer token.
             .redirect(Policy::none())
             .connect_timeout(Duration::from_secs(30))
+            .read_timeout(Duration::from_secs(120))
             .user_agent(concat!("ferry/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|source| Error::Http {

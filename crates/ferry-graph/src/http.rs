@@ -10,6 +10,9 @@ use crate::auth::Authenticator;
 use crate::config::RetryPolicy;
 use crate::error::{Error, Result, graph_error};
 
+/// What [`Transport::send`] calls the GET of a file's bytes.
+pub(crate) const DOWNLOAD: &str = "download";
+
 /// Whether a request carries the bearer token. Pre-authenticated URLs (downloads, upload
 /// sessions) must not: they are often on other hosts, and the token is not theirs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,7 +119,12 @@ impl Transport {
         loop {
             attempt += 1;
             self.gate.wait().await;
-            let mut request = build(&self.http).timeout(self.retry.timeout);
+            let mut request = build(&self.http);
+            // A download's body may take any time to arrive while it keeps arriving (the
+            // client's read timeout catches a stall); every other request has a deadline.
+            if what != DOWNLOAD {
+                request = request.timeout(self.retry.timeout);
+            }
             let token = match auth {
                 Auth::Bearer => {
                     let token = self.auth.token().await?;

@@ -76,7 +76,7 @@ impl GraphClient {
         let response = self
             .inner
             .transport
-            .send("download", Auth::PreAuthenticated, |http| {
+            .send(crate::http::DOWNLOAD, Auth::PreAuthenticated, |http| {
                 let request = http.get(&location);
                 match &range {
                     Some(r) => request.header(

@@ -33,38 +33,69 @@ impl ReadError {
 
 /// Writes `body` to `path` (and its folder, if missing), replacing it atomically.
 pub fn write(path: &Path, body: &[u8]) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    let written = (|| {
-        let mut file = open_new(&tmp)?;
-        file.write_all(body)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if written.is_err() {
+    let tmp = write_temp(path, body)?;
+    let renamed = fs::rename(&tmp, path);
+    if renamed.is_err() {
         let _ = fs::remove_file(&tmp);
     }
-    written
+    renamed
 }
 
 /// Creates `path` holding `body`, whole or not at all; fails with `AlreadyExists` if it is
 /// there (of two processes generating a key at once, the first one's stays).
 pub fn create_new(path: &Path, body: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    write(&tmp, body)?;
+    let tmp = write_temp(path, body)?;
     // A hard link, unlike a rename, never replaces what is there.
     let linked = fs::hard_link(&tmp, path);
     let _ = fs::remove_file(&tmp);
-    linked
+    match linked {
+        // Filesystems without hard links (vfat, some network mounts): an exclusive create.
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+            let mut file = open_exclusive(path)?;
+            file.write_all(body)?;
+            file.sync_all()
+        }
+        other => other,
+    }
 }
 
-fn open_new(path: &Path) -> std::io::Result<fs::File> {
+/// `body` in a new, synced, private file beside `path`, under a name no one else uses.
+fn write_temp(path: &Path, body: &[u8]) -> std::io::Result<PathBuf> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    static SEQUENCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let unique = format!(
+        "{}.tmp-{}-{nanos}-{}",
+        path.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default(),
+        std::process::id(),
+        SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let tmp = path.with_file_name(unique);
+    let written = (|| {
+        let mut file = open_exclusive(&tmp)?;
+        file.write_all(body)?;
+        file.sync_all()
+    })();
+    match written {
+        Ok(()) => Ok(tmp),
+        Err(e) => {
+            let _ = fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
+
+/// Creates `path` 0600; fails if anything (a file, a link) is there.
+fn open_exclusive(path: &Path) -> std::io::Result<fs::File> {
     fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
         .open(path)
 }

@@ -356,8 +356,11 @@ impl Rows {
         self.len += 1;
         self.row_numbers.append_value(row_number);
         for ((builder, cell), field) in self.columns.iter_mut().zip(cells).zip(record) {
-            // `check` validated the UTF-8.
-            let text = std::str::from_utf8(field).ok();
+            // Only text columns take the field itself (`check` validated its UTF-8).
+            let text = match builder {
+                ColumnBuilder::Text(_) => std::str::from_utf8(field).ok(),
+                _ => None,
+            };
             builder.append(*cell, text);
         }
     }

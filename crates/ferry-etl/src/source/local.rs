@@ -76,10 +76,18 @@ impl LocalSource {
     pub fn read_text(&self, path: &str) -> crate::Result<Option<String>> {
         let full = self.root.join(path);
         use std::io::Read as _;
-        let file = match std::fs::File::open(&full) {
+        // Like the listing, never through a symbolic link, and only a regular file.
+        match std::fs::symlink_metadata(&full) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            other => other.map_err(crate::Error::io("open", &full))?,
-        };
+            Err(e) => return Err(crate::Error::io("stat", &full)(e)),
+            Ok(md) if !md.is_file() => {
+                return Err(crate::Error::Source(format!(
+                    "{path} is not a regular file"
+                )));
+            }
+            Ok(_) => {}
+        }
+        let file = std::fs::File::open(&full).map_err(crate::Error::io("open", &full))?;
         let mut body = String::new();
         file.take(super::MAX_TEXT_BYTES + 1)
             .read_to_string(&mut body)

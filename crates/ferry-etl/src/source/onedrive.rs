@@ -136,6 +136,11 @@ impl OneDriveSource {
         source
     }
 
+    /// The folder this source stages its downloads in.
+    pub fn staging(&self) -> &std::path::Path {
+        &self.staging
+    }
+
     /// Removes what an earlier run left in staging (a crash, a cut download). Only called
     /// by a run holding the source's lock.
     pub fn clear_staging(&self) -> Result<()> {

@@ -7,6 +7,7 @@
 //! | --- | --- |
 //! | `"` `*` `:` `<` `>` `?` `\` `\|` | their full-width forms `＂＊：＜＞？＼｜` |
 //! | control characters U+0000–U+001F, U+007F | their pictures `␀`–`␟`, `␡` |
+//! | control characters U+0080–U+009F | private-use U+F780–U+F79F |
 //! | a space at the start or the end | `␠` |
 //! | a period at the end | `．` |
 //! | a reserved name (`CON`, `con.txt`, `LPT1`, `.lock`, `desktop.ini`, ...), a name starting with `~$`, a `_vti_` | the same, with `‛` before the first character (`‛CON`, `‛~$x`, `_‛vti_`) |
@@ -41,6 +42,9 @@ const SUBSTITUTES: [(char, char); 8] = [
 const EDGE_SPACE: char = '\u{2420}';
 const TRAILING_PERIOD: char = '\u{FF0E}';
 const DELETE_PICTURE: char = '\u{2421}';
+/// C1 controls (U+0080–U+009F) stand as private-use characters from here.
+const C1_BASE: u32 = 0xF780;
+const C1_LAST: u32 = C1_BASE + 0x1F;
 
 /// A key that has no OneDrive path.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -161,6 +165,7 @@ fn substitute(c: char) -> Option<char> {
     match c as u32 {
         0x00..=0x1F => char::from_u32(0x2400 + c as u32),
         0x7F => Some(DELETE_PICTURE),
+        0x80..=0x9F => char::from_u32(C1_BASE + c as u32 - 0x80),
         _ => None,
     }
 }
@@ -171,6 +176,7 @@ fn original(c: char) -> Option<char> {
     }
     match c as u32 {
         0x2400..=0x241F => char::from_u32(c as u32 - 0x2400),
+        n @ C1_BASE..=C1_LAST => char::from_u32(n - C1_BASE + 0x80),
         _ if c == DELETE_PICTURE => Some('\u{7F}'),
         _ => None,
     }
@@ -255,7 +261,7 @@ mod tests {
             Just("．".to_owned()),
             Just("self".to_owned()),
             Just("␀".to_owned()),
-            "[a-zA-Z0-9\"*:<>?\\\\|\\x00-\\x1f\\x7f .~$_-]{1,4}",
+            "[a-zA-Z0-9\"*:<>?\\\\|\\x00-\\x1f\\x7f-\\u{9f}\\u{f780}-\\u{f79f} .~$_-]{1,4}",
             "\\PC{1,3}",
         ];
         proptest::collection::vec(pieces, 0..6).prop_map(|p| p.concat())
