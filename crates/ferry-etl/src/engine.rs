@@ -727,6 +727,11 @@ async fn load_one(
     if !source.unchanged(ingest.file) {
         return Err(Error::ChangedDuringLoad);
     }
+    tx.execute(
+        "UPDATE ferry.onedrive_ingest SET status = 'replaced' WHERE id = ANY($1)",
+        &[&target.replaces],
+    )
+    .await?;
     ingest
         .record(&tx, Some(target.ingest_id), "loaded", Some(&loaded), None)
         .await?;

@@ -488,3 +488,43 @@ async fn an_emptied_unlogged_table_is_loaded_again() {
     assert_eq!(env.sync().await.files_loaded, 1);
     assert_eq!(env.count(&format!("SELECT count(*) FROM {table}")).await, 2);
 }
+
+#[tokio::test]
+async fn a_file_restored_to_an_earlier_version_is_loaded_again() {
+    let mut env = start().await;
+    let path = "datasets/r/v1/a.csv";
+    let full = env.root.path().join(path);
+    env.write(path, "x\n1\n");
+    let first_seen = std::fs::metadata(&full).unwrap().modified().unwrap();
+    env.sync().await;
+    env.write(path, "x\n2\n");
+    let second = env.sync().await;
+    assert_eq!(second.files_loaded, 1);
+    // Restored with its old bytes and time (a backup, `cp -p`): the same version as the
+    // first, which must come back into the table.
+    env.write(path, "x\n1\n");
+    std::fs::File::options()
+        .write(true)
+        .open(&full)
+        .unwrap()
+        .set_modified(first_seen)
+        .unwrap();
+    let third = env.sync().await;
+    assert_eq!(third.files_loaded, 1, "{third:#?}");
+    let table = table_of(&third, path);
+    assert_eq!(env.rows(&table, "x::text").await, [[Some("1".to_owned())]]);
+    let statuses: Vec<String> = env
+        .client
+        .query(
+            "SELECT status FROM ferry.onedrive_ingest WHERE path = $1 ORDER BY id",
+            &[&path],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(statuses, ["replaced", "replaced", "loaded"]);
+    // Nothing changed since: nothing loads.
+    assert_eq!(env.sync().await.files_loaded, 0);
+}

@@ -38,6 +38,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "source_state",
         sql: include_str!("../migrations/0004_source_state.sql"),
     },
+    Migration {
+        version: 5,
+        name: "replaced_versions",
+        sql: include_str!("../migrations/0005_replaced_versions.sql"),
+    },
 ];
 
 /// `pg_advisory_xact_lock` key for migrations: "ferrymig" as an integer.
