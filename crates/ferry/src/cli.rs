@@ -51,8 +51,19 @@ pub enum Serve {
 #[derive(Debug, Args, Default)]
 pub struct S3Args {
     /// Folder to serve; each top-level folder is a bucket.
-    #[arg(long, env = "FERRY_S3_ROOT")]
+    #[arg(long, env = "FERRY_S3_ROOT", conflicts_with = "onedrive")]
     pub root: Option<PathBuf>,
+    /// Serve a OneDrive folder through Microsoft Graph instead (the drive and credentials
+    /// from the FERRY_GRAPH_* settings); its child folders are the buckets.
+    #[arg(long, env = "FERRY_S3_ONEDRIVE")]
+    pub onedrive: bool,
+    /// The drive folder served with --onedrive [default: /DynamicCapital/ai-training].
+    #[arg(long, env = "FERRY_S3_DRIVE_ROOT")]
+    pub drive_root: Option<String>,
+    /// With --onedrive: how long listings may trail changes made in OneDrive itself
+    /// (writes through the gateway show at once) [default: 5s].
+    #[arg(long, env = "FERRY_S3_FRESHNESS", value_parser = humantime::parse_duration)]
+    pub freshness: Option<std::time::Duration>,
     /// Address to listen on [default: 127.0.0.1:9000].
     #[arg(long, env = "FERRY_S3_ADDR")]
     pub addr: Option<String>,
@@ -74,7 +85,8 @@ pub struct S3Args {
     /// TLS private key (PEM).
     #[arg(long, env = "FERRY_S3_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
-    /// Where multipart parts wait [default: ROOT/.ferry/uploads].
+    /// Where multipart parts wait [default: ROOT/.ferry/uploads; with --onedrive,
+    /// STATE_DIR/s3-onedrive/uploads].
     #[arg(long, env = "FERRY_S3_UPLOADS_DIR")]
     pub uploads_dir: Option<PathBuf>,
     /// Remove multipart uploads left unfinished this long [default: 24h].
@@ -100,7 +112,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(Serve::S3(args)) => {
             let settings = S3Settings::resolve(args, &file)?;
-            crate::serve::run(settings, |_| {}).await
+            crate::serve::run(settings, &file, |_| {}).await
         }
         Command::Quickstart(args) => crate::quickstart::run(args.s3, &file).await,
         Command::Onedrive(args) => crate::onedrive::run(args, &file).await,

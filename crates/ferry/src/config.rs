@@ -41,6 +41,10 @@ pub struct GraphFile {
 #[serde(deny_unknown_fields)]
 pub struct S3File {
     pub root: Option<PathBuf>,
+    pub onedrive: Option<bool>,
+    pub drive_root: Option<String>,
+    #[serde(default, with = "humantime_serde_opt")]
+    pub freshness: Option<Duration>,
     pub addr: Option<String>,
     pub region: Option<String>,
     pub domain: Option<String>,
@@ -82,7 +86,7 @@ impl File {
 /// Everything `ferry serve s3` needs, resolved.
 #[derive(Debug)]
 pub struct S3Settings {
-    pub root: PathBuf,
+    pub store: Store,
     pub addr: SocketAddr,
     pub region: String,
     pub domain: Option<String>,
@@ -95,7 +99,24 @@ pub struct S3Settings {
     pub shutdown_grace: Duration,
 }
 
+/// What the gateway serves.
+#[derive(Debug, Clone)]
+pub enum Store {
+    /// A local folder (or NAS mount); its top-level folders are the buckets.
+    Folder(PathBuf),
+    /// A OneDrive folder; its child folders are the buckets.
+    OneDrive {
+        root: String,
+        /// How long listings may trail changes made in OneDrive itself.
+        freshness: Duration,
+        /// Where the metadata store and spooled writes live.
+        state: PathBuf,
+    },
+}
+
 pub const DEFAULT_ADDR: &str = "127.0.0.1:9000";
+/// The drive folder `--onedrive` serves unless told otherwise (the seed's layout).
+pub const DEFAULT_DRIVE_ROOT: &str = "/DynamicCapital/ai-training";
 
 /// A secret from `NAME` or from the file named by `NAME_FILE` (which must be 0600).
 pub fn secret_from_env(name: &str) -> anyhow::Result<Option<String>> {
@@ -114,8 +135,26 @@ pub fn secret_from_env(name: &str) -> anyhow::Result<Option<String>> {
 impl S3Settings {
     pub fn resolve(args: S3Args, file: &File) -> anyhow::Result<Self> {
         let f = &file.s3;
-        let Some(root) = args.root.or_else(|| f.root.clone()) else {
-            bail!("no folder to serve: pass --root DIR, set FERRY_S3_ROOT or [s3] root");
+        let store = if args.onedrive || f.onedrive == Some(true) {
+            Store::OneDrive {
+                root: args
+                    .drive_root
+                    .or_else(|| f.drive_root.clone())
+                    .unwrap_or_else(|| DEFAULT_DRIVE_ROOT.into()),
+                freshness: args
+                    .freshness
+                    .or(f.freshness)
+                    .unwrap_or(ferry_store::onedrive::backend::DEFAULT_FRESHNESS),
+                state: state_dir()?.join("s3-onedrive"),
+            }
+        } else {
+            match args.root.or_else(|| f.root.clone()) {
+                Some(root) => Store::Folder(root),
+                None => bail!(
+                    "nothing to serve: pass --root DIR (or FERRY_S3_ROOT, [s3] root) for a \
+                     folder, or --onedrive for a OneDrive folder"
+                ),
+            }
         };
         let addr_text = args
             .addr
@@ -150,9 +189,12 @@ impl S3Settings {
         let uploads_dir = args
             .uploads_dir
             .or_else(|| f.uploads_dir.clone())
-            .unwrap_or_else(|| root.join(".ferry").join("uploads"));
+            .unwrap_or_else(|| match &store {
+                Store::Folder(root) => root.join(".ferry").join("uploads"),
+                Store::OneDrive { state, .. } => state.join("uploads"),
+            });
         Ok(Self {
-            root,
+            store,
             addr,
             region: args
                 .region

@@ -10,7 +10,7 @@ use anyhow::Context;
 use ferry_store::{Backend, BackendExt, LocalBackend, ObjectAttrs};
 
 use crate::cli::S3Args;
-use crate::config::{File, S3Settings, state_dir};
+use crate::config::{File, S3Settings, Store, state_dir};
 
 const SAMPLE_BUCKET: &str = "datasets";
 const SAMPLE_KEY: &str = "sample/2024-06-01/train.csv";
@@ -28,8 +28,11 @@ pub async fn run(mut args: S3Args, file: &File) -> anyhow::Result<()> {
         args.credentials_file = Some(ensure_credentials(&state.join("s3-credentials"))?);
     }
     let settings = S3Settings::resolve(args, file)?;
-    seed(&settings.root).await?;
-    let loaded = load(&settings.root, &state).await?;
+    let Store::Folder(root) = settings.store.clone() else {
+        anyhow::bail!("quickstart serves a local folder, not --onedrive");
+    };
+    seed(&root).await?;
+    let loaded = load(&root, &state).await?;
     let access_key = settings
         .keys
         .first()
@@ -50,8 +53,7 @@ pub async fn run(mut args: S3Args, file: &File) -> anyhow::Result<()> {
             "\"$FERRY_S3_SECRET_ACCESS_KEY\"".to_owned(),
         ),
     };
-    let root = settings.root.clone();
-    crate::serve::run(settings, move |addr| {
+    crate::serve::run(settings, file, move |addr| {
         print_banner(&root, addr, &access_key, &secret_where, &secret_shell);
         println!("{loaded}");
     })

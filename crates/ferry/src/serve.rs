@@ -4,21 +4,37 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use ferry_s3::{Gateway, KeyStore, ServerOptions, Uploads};
-use ferry_store::{Backend, LocalBackend};
+use ferry_store::{Backend, LocalBackend, OneDriveBackend};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::config::S3Settings;
+use crate::config::{S3Settings, Store};
 
 /// Starts the gateway; `on_ready` runs once it listens (with the bound address).
 pub async fn run(
     settings: S3Settings,
+    file: &crate::config::File,
     on_ready: impl FnOnce(std::net::SocketAddr),
 ) -> anyhow::Result<()> {
-    let backend = LocalBackend::open(&settings.root)
-        .with_context(|| format!("cannot serve {}", settings.root.display()))?
-        .with_durability(settings.fsync);
-    let backend: Arc<dyn Backend> = Arc::new(backend);
+    let (backend, serving): (Arc<dyn Backend>, String) = match &settings.store {
+        Store::Folder(root) => {
+            let backend = LocalBackend::open(root)
+                .with_context(|| format!("cannot serve {}", root.display()))?
+                .with_durability(settings.fsync);
+            (Arc::new(backend), root.display().to_string())
+        }
+        Store::OneDrive {
+            root,
+            freshness,
+            state,
+        } => {
+            let config = crate::onedrive::graph_config(file)?;
+            let graph = ferry_graph::GraphClient::new(&config)?;
+            let backend = OneDriveBackend::open_with(graph, root, state, *freshness)
+                .with_context(|| format!("cannot serve the OneDrive folder {root}"))?;
+            (Arc::new(backend), format!("onedrive {}:{root}", config.drive.path()))
+        }
+    };
     let uploads = Uploads::open(
         &settings.uploads_dir,
         settings.upload_max_age,
@@ -44,7 +60,7 @@ pub async fn run(
     };
     tracing::info!(
         endpoint = %format!("{scheme}://{local}"),
-        root = %settings.root.display(),
+        serving = %serving,
         access_keys = ?keys.access_key_ids(),
         fsync = settings.fsync,
         "ferry S3 gateway listening"
