@@ -32,7 +32,10 @@ pub async fn run(
             let graph = ferry_graph::GraphClient::new(&config)?;
             let backend = OneDriveBackend::open_with(graph, root, state, *freshness)
                 .with_context(|| format!("cannot serve the OneDrive folder {root}"))?;
-            (Arc::new(backend), format!("onedrive {}:{root}", config.drive.path()))
+            (
+                Arc::new(backend),
+                format!("onedrive {}:{root}", config.drive.path()),
+            )
         }
     };
     let uploads = Uploads::open(
