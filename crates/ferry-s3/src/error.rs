@@ -17,6 +17,19 @@ pub(crate) fn to_s3(err: Error) -> S3Error {
         Error::RangeNotSatisfiable { .. } => (S3ErrorCode::InvalidRange, err.to_string()),
         Error::PreconditionFailed { .. } => (S3ErrorCode::PreconditionFailed, err.to_string()),
         Error::BadDigest { .. } => (S3ErrorCode::BadDigest, err.to_string()),
+        Error::SlowDown { retry_after } => {
+            tracing::warn!(error = %error_chain(&err), "answering SlowDown");
+            let mut e = S3Error::with_message(
+                S3ErrorCode::SlowDown,
+                "the storage service behind the gateway is throttling; retry after a pause",
+            );
+            e.set_status_code(http::StatusCode::SERVICE_UNAVAILABLE);
+            let seconds = retry_after.map_or(1, |d| d.as_secs().max(1));
+            let mut headers = http::HeaderMap::new();
+            headers.insert(http::header::RETRY_AFTER, http::HeaderValue::from(seconds));
+            e.set_headers(headers);
+            return e;
+        }
         _ if err.is_storage_full() => {
             tracing::error!(error = %error_chain(&err), "storage full");
             let mut e = S3Error::with_message(
@@ -47,4 +60,20 @@ pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throttling_is_slow_down_with_retry_after() {
+        let e = to_s3(Error::SlowDown {
+            retry_after: Some(std::time::Duration::from_secs(7)),
+        });
+        assert_eq!(e.code(), &S3ErrorCode::SlowDown);
+        assert_eq!(e.status_code(), Some(http::StatusCode::SERVICE_UNAVAILABLE));
+        let retry = e.headers().and_then(|h| h.get(http::header::RETRY_AFTER));
+        assert_eq!(retry.and_then(|v| v.to_str().ok()), Some("7"));
+    }
 }

@@ -33,6 +33,11 @@ pub enum Error {
     BadDigest { key: String },
     #[error("OneDrive: {0}")]
     Graph(String),
+    #[error("OneDrive kept throttling the gateway's requests")]
+    SlowDown {
+        /// How long the service last asked to wait.
+        retry_after: Option<std::time::Duration>,
+    },
     #[error("the metadata store {path}: {message}")]
     MetaStore { path: PathBuf, message: String },
     #[error("{op} {path}")]

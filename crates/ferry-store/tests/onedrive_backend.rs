@@ -135,3 +135,29 @@ async fn keys_onedrive_forbids_round_trip_and_throttling_is_waited_out() {
         .unwrap();
     assert!(err.to_string().contains("255"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_past_the_retry_budget_is_slow_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = start_emulator(&dir.path().join("emulator"), |_| {}).await;
+    let mut config = ferry_testkit::graph::app_config(&emu);
+    config.retry.budget = Duration::from_secs(2);
+    let graph = ferry_graph::GraphClient::new(&config).unwrap();
+    let backend = OneDriveBackend::open(graph, ROOT, &dir.path().join("state")).unwrap();
+    emu.faults().update(|f| {
+        f.throttle_rate = 1.0;
+        f.retry_after_secs = 1;
+    });
+    let err = backend.list_buckets().await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ferry_store::Error::SlowDown {
+                retry_after: Some(_)
+            }
+        ),
+        "{err:?}"
+    );
+    emu.faults().update(|f| f.throttle_rate = 0.0);
+    backend.list_buckets().await.unwrap();
+}

@@ -17,6 +17,8 @@ pub struct GatewayBuilder {
     args: Vec<String>,
     env: Vec<(String, String)>,
     root: Option<PathBuf>,
+    /// Serve a OneDrive folder through this Graph emulator instead of a local folder.
+    onedrive: Option<ferry_graph::GraphConfig>,
 }
 
 /// A running gateway and the folder it serves.
@@ -41,7 +43,15 @@ impl GatewayBuilder {
             args: Vec::new(),
             env: Vec::new(),
             root: None,
+            onedrive: None,
         }
+    }
+
+    /// Serve `/DynamicCapital/ai-training` of the emulator's default user's drive (as the
+    /// emulator's confidential app) instead of a folder.
+    pub fn onedrive(mut self, emu: &ferry_graph_emulator::Emulator) -> Self {
+        self.onedrive = Some(crate::graph::app_config(emu));
+        self
     }
 
     pub fn arg(mut self, arg: impl Into<String>) -> Self {
@@ -65,16 +75,41 @@ impl GatewayBuilder {
         let root = self.root.clone().unwrap_or_else(|| dir.path().join("root"));
         let (access_key, secret_key) = ("ferry-test".to_owned(), "ferry-test-secret".to_owned());
         let mut command = Command::new(&self.bin);
+        command.args(["serve", "s3", "--addr", "127.0.0.1:0"]);
+        let mut graph_env: Vec<(&str, String)> = Vec::new();
+        match &self.onedrive {
+            Some(graph) => {
+                let secret = match &graph.credential {
+                    ferry_graph::Credential::Secret(s) => s.expose().to_owned(),
+                    _ => String::new(),
+                };
+                command.arg("--onedrive");
+                graph_env = vec![
+                    (
+                        "FERRY_STATE_DIR",
+                        dir.path().join("state").display().to_string(),
+                    ),
+                    ("FERRY_GRAPH_AUTHORITY", graph.authority.clone()),
+                    ("FERRY_GRAPH_URL", graph.graph_url.clone()),
+                    ("FERRY_GRAPH_TENANT", graph.tenant.clone()),
+                    ("FERRY_GRAPH_CLIENT_ID", graph.client_id.clone()),
+                    ("FERRY_GRAPH_CLIENT_SECRET", secret),
+                    ("FERRY_GRAPH_DRIVE", format!("user:{}", crate::graph::USER)),
+                ];
+            }
+            None => {
+                command.arg("--root").arg(&root);
+            }
+        }
         command
-            .args(["serve", "s3", "--addr", "127.0.0.1:0", "--root"])
-            .arg(&root)
             .args(&self.args)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("FERRY_LOG_FORMAT", "json")
             .env("FERRY_S3_ACCESS_KEY_ID", &access_key)
             .env("FERRY_S3_SECRET_ACCESS_KEY", &secret_key)
-            .envs(self.env.iter().map(|(k, v)| (k, v)));
+            .envs(graph_env)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.clone())));
         let mut service = Service::spawn("ferry serve s3", command, &dir.path().join("ferry.log"));
         let endpoint = wait_for_endpoint(&mut service);
         let addr = endpoint.split("://").nth(1).unwrap_or_default().to_owned();

@@ -593,8 +593,13 @@ fn no_such_key(bucket: &str, key: &str) -> Error {
     }
 }
 
+/// Graph's errors as storage errors: throttling that outlasted the client's retry budget
+/// reaches S3 clients as `503 SlowDown`, so they back off and retry.
 fn graph(e: ferry_graph::Error) -> Error {
-    Error::Graph(e.to_string())
+    match e {
+        ferry_graph::Error::Throttled { retry_after, .. } => Error::SlowDown { retry_after },
+        other => Error::Graph(other.to_string()),
+    }
 }
 
 fn make_private_dir(dir: &Path) -> Result<()> {

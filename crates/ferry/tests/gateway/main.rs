@@ -6,4 +6,5 @@ mod common;
 mod lifecycle;
 mod multipart;
 mod objects;
+mod onedrive;
 mod quickstart;
