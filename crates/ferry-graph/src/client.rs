@@ -67,10 +67,7 @@ impl GraphClient {
             .read_timeout(Duration::from_secs(120))
             .user_agent(concat!("ferry/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|source| Error::Http {
-                url: config.graph_url.clone(),
-                source,
-            })?;
+            .map_err(|source| Error::http(&config.graph_url, source))?;
         let auth = Arc::new(Authenticator::new(http.clone(), config)?);
         Ok(Self {
             inner: Arc::new(Inner {
@@ -168,10 +165,10 @@ impl GraphClient {
 
 /// Parses a JSON body.
 pub(crate) async fn json<T: DeserializeOwned>(url: &str, response: reqwest::Response) -> Result<T> {
-    let body = response.bytes().await.map_err(|source| Error::Http {
-        url: url.to_owned(),
-        source,
-    })?;
+    let body = response
+        .bytes()
+        .await
+        .map_err(|source| Error::http(url, source))?;
     serde_json::from_slice(&body)
         .map_err(|e| Error::protocol(format!("unexpected JSON from {url}: {e}")))
 }

@@ -79,6 +79,15 @@ fn fmt_inner(codes: &[String]) -> String {
 }
 
 impl Error {
+    /// An HTTP failure of a request to `url`, which it names without its query: the query
+    /// of a pre-authenticated download URL is its key, and errors reach logs.
+    pub(crate) fn http(url: &str, source: reqwest::Error) -> Self {
+        Self::Http {
+            url: url.split('?').next().unwrap_or_default().to_owned(),
+            source: source.without_url(),
+        }
+    }
+
     /// A closure turning an io::Error into [`Error::Io`] about `path`.
     pub fn io(
         op: &'static str,
@@ -233,5 +242,28 @@ impl From<IdentityErrorBody> for Error {
             description,
             aadsts: body.error_codes,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn an_http_error_never_shows_a_pre_authenticated_url_key() {
+        let url = "http://127.0.0.1:9/download/item?tempauth=SECRET-KEY";
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let failed = reqwest::Client::new().get(url).send().await;
+        let source = failed.expect_err("nothing listens on port 9");
+        let err = super::Error::http(url, source);
+        let mut shown = format!("{err} {err:?}");
+        let mut cause = std::error::Error::source(&err);
+        while let Some(c) = cause {
+            shown.push_str(&format!(" {c}"));
+            cause = c.source();
+        }
+        assert!(!shown.contains("SECRET-KEY"), "{shown}");
+        assert!(
+            shown.contains("http://127.0.0.1:9/download/item"),
+            "{shown}"
+        );
     }
 }

@@ -172,13 +172,12 @@ impl Transport {
                 ),
                 Ok(response) => return Err(into_error(response).await),
                 Err(e) if e.is_timeout() || e.is_connect() || e.is_request() || e.is_body() => {
+                    let e = e.without_url();
                     (self.backoff(attempt), format!("connection problem: {e}"))
                 }
                 Err(e) => {
-                    return Err(Error::Http {
-                        url: e.url().map(ToString::to_string).unwrap_or_default(),
-                        source: e,
-                    });
+                    let url = e.url().map(ToString::to_string).unwrap_or_default();
+                    return Err(Error::http(&url, e));
                 }
             };
             if started.elapsed() + wait > self.retry.budget {
@@ -224,7 +223,7 @@ pub(crate) async fn into_error(response: Response) -> Error {
     let url = response.url().to_string();
     match response.bytes().await {
         Ok(body) => graph_error(status, request_id, location, &body),
-        Err(source) => Error::Http { url, source },
+        Err(source) => Error::http(&url, source),
     }
 }
 

@@ -95,10 +95,7 @@ impl GraphClient {
         let url = location.clone();
         Ok(response.bytes_stream().filter_map(move |chunk| {
             let out = match chunk {
-                Err(source) => Some(Err(Error::Http {
-                    url: url.clone(),
-                    source,
-                })),
+                Err(source) => Some(Err(Error::http(&url, source))),
                 Ok(mut bytes) => {
                     let drop = skip.min(bytes.len() as u64) as usize;
                     skip -= drop as u64;

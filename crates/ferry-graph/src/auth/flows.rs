@@ -52,10 +52,7 @@ pub(crate) async fn post_form<T: for<'de> Deserialize<'de>>(
     url: &str,
     form: &[(&str, &str)],
 ) -> Result<Outcome<T>> {
-    let http_err = |source| Error::Http {
-        url: url.to_owned(),
-        source,
-    };
+    let http_err = |source| Error::http(url, source);
     let response = http.post(url).form(form).send().await.map_err(http_err)?;
     let status = response.status();
     let body = response.bytes().await.map_err(http_err)?;
