@@ -355,10 +355,17 @@ async fn health(state: &State) -> Response<Body> {
         ),
         Err(e) => {
             tracing::error!(error = %crate::error::error_chain(&e), "health check failed");
+            // OneDrive's answer says what to mend (an expired sign-in, a wrong secret); a
+            // local error could name local paths, so it stays in the log.
+            let reason = match &e {
+                ferry_store::Error::Graph(_) | ferry_store::Error::SlowDown { .. } => e.to_string(),
+                _ => "storage not readable".to_owned(),
+            };
+            let body = serde_json::json!({"status": "unavailable", "reason": reason});
             text(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "application/json",
-                "{\"status\":\"unavailable\",\"reason\":\"storage not readable\"}\n".into(),
+                format!("{body}\n"),
             )
         }
     }

@@ -146,3 +146,29 @@ async fn objects_and_multipart_uploads_land_in_onedrive() {
     let fresh = fresh.expect("a new ETag within the freshness bound");
     assert_eq!(body(fresh).await, b"id\n1\n2\n");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_says_when_onedrive_refuses_the_sign_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = start_emulator(&dir.path().join("emulator"), |_| {}).await;
+    let good = builder().onedrive(&emu).start();
+    let (status, text) = good.get_unsigned("/health");
+    assert_eq!(status, 200, "{text}");
+
+    let bad = builder()
+        .onedrive(&emu)
+        .env("FERRY_GRAPH_CLIENT_SECRET", "not-the-secret")
+        .start();
+    let (status, text) = bad.get_unsigned("/health");
+    assert_eq!(status, 503, "{text}");
+    assert!(
+        text.contains("AADSTS"),
+        "the identity platform's code: {text}"
+    );
+    assert!(!text.contains("not-the-secret"), "{text}");
+    let log = bad.service.log();
+    assert!(
+        log.contains("health check failed") && log.contains("AADSTS"),
+        "{log}"
+    );
+}
