@@ -17,6 +17,7 @@ pub mod names;
 pub mod quickxor;
 mod resume;
 mod secret;
+mod stream_upload;
 mod transfer;
 
 pub use auth::{Account, Authenticator, DeviceCode, TokenCache};
@@ -29,4 +30,5 @@ pub use error::{Error, Result};
 pub use names::{NameError, check_name, check_path};
 pub use quickxor::{QuickXorHash, quick_xor_hash};
 pub use secret::Secret;
+pub use stream_upload::StreamingUpload;
 pub use transfer::{Conflict, FRAGMENT_UNIT, PendingUpload, SIMPLE_UPLOAD_MAX};

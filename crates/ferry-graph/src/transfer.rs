@@ -18,7 +18,7 @@ use crate::resume::{Saved, Sessions};
 
 /// Upload fragments must be multiples of 320 KiB; 32 of them make 10 MiB.
 pub const FRAGMENT_UNIT: u64 = 327_680;
-const FRAGMENT_SIZE: u64 = FRAGMENT_UNIT * 32;
+pub(crate) const FRAGMENT_SIZE: u64 = FRAGMENT_UNIT * 32;
 /// Files up to this size go in one PUT; larger ones through an upload session.
 pub const SIMPLE_UPLOAD_MAX: u64 = 4 * 1024 * 1024;
 /// How often a broken download is resumed before giving up.
@@ -473,7 +473,7 @@ impl GraphClient {
         result
     }
 
-    async fn create_session(
+    pub(crate) async fn create_session(
         &self,
         path: &str,
         conflict: Conflict,
@@ -494,7 +494,7 @@ impl GraphClient {
         self.post_json("create upload session", &url, &body).await
     }
 
-    async fn cancel_session(&self, upload_url: &str) -> Result<()> {
+    pub(crate) async fn cancel_session(&self, upload_url: &str) -> Result<()> {
         self.inner
             .transport
             .send("cancel upload session", Auth::PreAuthenticated, |http| {
@@ -624,7 +624,7 @@ impl GraphClient {
         }
     }
 
-    async fn get_json_pre_authenticated<T: serde::de::DeserializeOwned>(
+    pub(crate) async fn get_json_pre_authenticated<T: serde::de::DeserializeOwned>(
         &self,
         what: &str,
         url: &str,
@@ -640,7 +640,7 @@ impl GraphClient {
 
 /// After this many fragments in a row fail (each after the transport's own retries), the
 /// upload gives up; with saved sessions, running it again resumes.
-const MAX_FRAGMENT_FAILURES: u32 = 3;
+pub(crate) const MAX_FRAGMENT_FAILURES: u32 = 3;
 
 /// A time as RFC 3339 (`2024-06-01T09:15:31Z`), as Graph writes them.
 fn rfc3339(t: std::time::SystemTime) -> Option<String> {
@@ -652,7 +652,7 @@ fn rfc3339(t: std::time::SystemTime) -> Option<String> {
 }
 
 /// The offset a session expects next: the start of its first expected range.
-fn next_offset(status: &UploadSession, fallback: u64) -> u64 {
+pub(crate) fn next_offset(status: &UploadSession, fallback: u64) -> u64 {
     status
         .next_expected_ranges
         .first()
@@ -664,10 +664,10 @@ fn next_offset(status: &UploadSession, fallback: u64) -> u64 {
 /// An upload sent with `deferCommit`, waiting to become a file.
 #[derive(Debug)]
 pub struct PendingUpload {
-    client: GraphClient,
-    upload_url: String,
-    path: String,
-    sent_hash: String,
+    pub(crate) client: GraphClient,
+    pub(crate) upload_url: String,
+    pub(crate) path: String,
+    pub(crate) sent_hash: String,
 }
 
 impl PendingUpload {

@@ -8,6 +8,7 @@ use std::time::Duration;
 use ferry_graph::Conflict;
 use ferry_store::{Backend as _, BackendExt as _, ObjectAttrs, OneDriveBackend};
 use ferry_testkit::graph::{app_client, start_emulator};
+use md5::Digest as _;
 
 const ROOT: &str = "DynamicCapital/ai-training";
 
@@ -160,4 +161,91 @@ async fn throttling_past_the_retry_budget_is_slow_down() {
     );
     emu.faults().update(|f| f.throttle_rate = 0.0);
     backend.list_buckets().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_objects_stream_into_an_upload_session_and_appear_only_at_commit() {
+    use bytes::Bytes;
+    use ferry_store::{CommitOptions, PutOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let emu = start_emulator(&dir.path().join("emulator"), |_| {}).await;
+    let backend = OneDriveBackend::open(app_client(&emu), ROOT, &dir.path().join("state")).unwrap();
+    backend.create_bucket("models").await.unwrap();
+    let data: Vec<u8> = (0..14 * 1024 * 1024 + 3).map(|i| (i % 239) as u8).collect();
+    let put = backend
+        .put_bytes(
+            "models",
+            "run-1/weights.bin",
+            data.clone(),
+            ObjectAttrs::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(put.etag, hex::encode(md5::Md5::digest(&data)));
+    assert_eq!(
+        backend
+            .get_bytes("models", "run-1/weights.bin")
+            .await
+            .unwrap(),
+        data
+    );
+    let spooled = std::fs::read_dir(dir.path().join("state/spool"))
+        .unwrap()
+        .count();
+    assert_eq!(spooled, 0, "nothing went through the spool");
+
+    // Dropped half way, or with the wrong MD5: nothing appears, in S3 or in the drive.
+    let size = Some(6 * 1024 * 1024);
+    let mut dropped = backend
+        .put(
+            "models",
+            "dropped.bin",
+            PutOptions {
+                size_hint: size,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    dropped
+        .write(Bytes::from(vec![1; 1024 * 1024]))
+        .await
+        .unwrap();
+    drop(dropped);
+    let mut bad = backend
+        .put(
+            "models",
+            "bad.bin",
+            PutOptions {
+                size_hint: size,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    bad.write(Bytes::from(vec![2; 6 * 1024 * 1024]))
+        .await
+        .unwrap();
+    let err = bad
+        .commit(CommitOptions {
+            expected_md5: Some([0; 16]),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ferry_store::Error::BadDigest { .. }),
+        "{err:?}"
+    );
+    let graph = app_client(&emu);
+    for key in ["dropped.bin", "bad.bin"] {
+        assert!(backend.head("models", key).await.is_err(), "{key}");
+        assert!(
+            graph
+                .item_by_path(&format!("{ROOT}/models/{key}"))
+                .await
+                .is_err(),
+            "{key}"
+        );
+    }
 }

@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use base64::Engine as _;
 use bytes::Bytes;
 use ferry_graph::model::DriveItem;
-use ferry_graph::{Conflict, GraphClient};
+use ferry_graph::{Conflict, GraphClient, SIMPLE_UPLOAD_MAX, StreamingUpload};
 use futures::StreamExt as _;
 use md5::{Digest as _, Md5};
 use tokio::io::AsyncWriteExt as _;
@@ -200,38 +200,81 @@ impl Shared {
         Ok(())
     }
 
+    /// Fails unless `condition` holds for what is at `bucket/key` now.
+    async fn check_condition(
+        &self,
+        bucket: &str,
+        key: &str,
+        condition: Option<&WriteCondition>,
+    ) -> Result<()> {
+        let Some(condition) = condition else {
+            return Ok(());
+        };
+        let current = match self.file(bucket, key).await {
+            Ok(item) => Some(self.object_meta(key, &item)?.etag),
+            Err(Error::NoSuchKey { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        let met = match (condition, &current) {
+            (WriteCondition::IfNoneExists, None) => true,
+            (WriteCondition::IfMatch(want), Some(etag)) => want == "*" || want == etag,
+            _ => false,
+        };
+        if met {
+            Ok(())
+        } else {
+            Err(Error::PreconditionFailed {
+                key: key.to_owned(),
+            })
+        }
+    }
+
+    /// Uploads a spooled object to `bucket/key`; returns its drive path and item.
     async fn commit_spooled(
         &self,
         bucket: &str,
         key: &str,
         spool: &Path,
-        etag: String,
-        attrs: ObjectAttrs,
-        condition: Option<&WriteCondition>,
-    ) -> Result<ObjectMeta> {
-        if let Some(condition) = condition {
-            let current = match self.file(bucket, key).await {
-                Ok(item) => Some(self.object_meta(key, &item)?.etag),
-                Err(Error::NoSuchKey { .. }) => None,
-                Err(e) => return Err(e),
-            };
-            let met = match (condition, &current) {
-                (WriteCondition::IfNoneExists, None) => true,
-                (WriteCondition::IfMatch(want), Some(etag)) => want == "*" || want == etag,
-                _ => false,
-            };
-            if !met {
-                return Err(Error::PreconditionFailed {
-                    key: key.to_owned(),
-                });
-            }
-        }
+    ) -> Result<(String, DriveItem)> {
         let target = self.drive_path(&self.prepare(bucket, key).await?);
         let item = self
             .graph
             .upload_file(spool, &target, Conflict::Replace)
             .await
             .map_err(graph)?;
+        Ok((target, item))
+    }
+
+    /// Opens an upload session for `bucket/key` that its bytes stream into.
+    async fn open_stream(
+        &self,
+        bucket: &str,
+        key: &str,
+        size: u64,
+    ) -> Result<(String, StreamingUpload)> {
+        let target = self.drive_path(&self.prepare(bucket, key).await?);
+        if let Some((parent, _)) = target.rsplit_once('/') {
+            let folder = self.graph.create_folders(parent).await.map_err(graph)?;
+            self.index().put(parent, folder);
+        }
+        let upload = self
+            .graph
+            .upload_stream(&target, size, Conflict::Replace)
+            .await
+            .map_err(graph)?;
+        Ok((target, upload))
+    }
+
+    /// Records a committed object: its metadata, and the index entry that makes it visible
+    /// to listings at once.
+    fn record(
+        &self,
+        key: &str,
+        target: &str,
+        item: DriveItem,
+        etag: String,
+        attrs: ObjectAttrs,
+    ) -> Result<ObjectMeta> {
         self.meta.put(
             &item.id,
             &Record {
@@ -241,7 +284,7 @@ impl Shared {
             },
         )?;
         let meta = self.object_meta(key, &item)?;
-        self.index().put(&target, item);
+        self.index().put(target, item);
         Ok(meta)
     }
 }
@@ -336,22 +379,25 @@ impl Backend for OneDriveBackend {
         &self,
         bucket: &str,
         key: &str,
-        _opts: PutOptions,
+        opts: PutOptions,
     ) -> Result<Box<dyn ObjectWriter>> {
         check_key(key)?;
         encode(key)?;
         self.bucket(bucket).await?;
-        let path = self
-            .spool
-            .join(format!("put-{}", uuid::Uuid::new_v4().simple()));
-        let file = tokio::fs::File::create_new(&path)
-            .await
-            .map_err(Error::io("create", &path))?;
+        // A large object of known size streams straight into an upload session; others
+        // (small ones go up in one request) wait in the spool.
+        let sink = match opts.size_hint {
+            Some(size) if size > SIMPLE_UPLOAD_MAX => {
+                let (target, upload) = self.open_stream(bucket, key, size).await?;
+                Sink::Stream { target, upload }
+            }
+            _ => Sink::Spool(Spool::create(&self.spool).await?),
+        };
         Ok(Box::new(Writer {
             backend: self.0.clone(),
             bucket: bucket.to_owned(),
             key: key.to_owned(),
-            spool: Spool { path, file },
+            sink: Some(sink),
             md5: Md5::new(),
         }))
     }
@@ -393,32 +439,16 @@ impl Backend for OneDriveBackend {
         check_key(dst.1)?;
         self.bucket(dst.0).await?;
         // Through the gateway's spool: Graph's copy cannot replace an existing file.
-        let path = self
-            .spool
-            .join(format!("copy-{}", uuid::Uuid::new_v4().simple()));
-        let spool = Spool {
-            file: tokio::fs::File::create_new(&path)
-                .await
-                .map_err(Error::io("create", &path))?,
-            path,
-        };
+        let mut spool = Spool::create(&self.spool).await?;
         let mut body = self.get(src.0, src.1, None).await?.body;
-        let mut file = spool
-            .file
-            .try_clone()
-            .await
-            .map_err(Error::io("open", &spool.path))?;
         while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(Error::io("read", &spool.path))?;
-            file.write_all(&chunk)
-                .await
-                .map_err(Error::io("write", &spool.path))?;
+            spool
+                .write(&chunk.map_err(Error::io("read", &spool.path))?)
+                .await?;
         }
-        file.flush()
-            .await
-            .map_err(Error::io("write", &spool.path))?;
-        self.commit_spooled(dst.0, dst.1, &spool.path, source.etag, attrs, None)
-            .await
+        spool.flush().await?;
+        let (target, item) = self.commit_spooled(dst.0, dst.1, &spool.path).await?;
+        self.record(dst.1, &target, item, source.etag, attrs)
     }
 
     async fn list(&self, bucket: &str, opts: &ListOptions) -> Result<ListPage> {
@@ -492,37 +522,79 @@ struct Spool {
     file: tokio::fs::File,
 }
 
+impl Spool {
+    async fn create(dir: &Path) -> Result<Self> {
+        let path = dir.join(format!("put-{}", uuid::Uuid::new_v4().simple()));
+        let file = tokio::fs::File::create_new(&path)
+            .await
+            .map_err(Error::io("create", &path))?;
+        Ok(Self { path, file })
+    }
+
+    async fn write(&mut self, chunk: &[u8]) -> Result<()> {
+        self.file
+            .write_all(chunk)
+            .await
+            .map_err(Error::io("write", &self.path))
+    }
+
+    async fn flush(&mut self) -> Result<()> {
+        self.file
+            .flush()
+            .await
+            .map_err(Error::io("write", &self.path))
+    }
+}
+
 impl Drop for Spool {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
     }
 }
 
+/// Where a write's bytes go until its commit.
+enum Sink {
+    Spool(Spool),
+    /// A `deferCommit` upload session: nothing shows until it is committed.
+    Stream {
+        target: String,
+        upload: StreamingUpload,
+    },
+}
+
 struct Writer {
     backend: Arc<Shared>,
     bucket: String,
     key: String,
-    spool: Spool,
+    /// Taken by the commit; a writer dropped with it still here gives its session back.
+    sink: Option<Sink>,
     md5: Md5,
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        if let Some(Sink::Stream { upload, .. }) = self.sink.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(async move {
+                let _ = upload.cancel().await;
+            });
+        }
+    }
 }
 
 #[async_trait]
 impl ObjectWriter for Writer {
     async fn write(&mut self, chunk: Bytes) -> Result<()> {
         self.md5.update(&chunk);
-        self.spool
-            .file
-            .write_all(&chunk)
-            .await
-            .map_err(Error::io("write", &self.spool.path))
+        match &mut self.sink {
+            Some(Sink::Spool(spool)) => spool.write(&chunk).await,
+            Some(Sink::Stream { upload, .. }) => upload.write(&chunk).await.map_err(graph),
+            None => Err(Error::Graph("the write was already committed".into())),
+        }
     }
 
     async fn commit(mut self: Box<Self>, opts: CommitOptions) -> Result<ObjectMeta> {
-        self.spool
-            .file
-            .flush()
-            .await
-            .map_err(Error::io("write", &self.spool.path))?;
         let md5: [u8; 16] = self.md5.finalize_reset().into();
         if opts.expected_md5.is_some_and(|want| want != md5) {
             return Err(Error::BadDigest {
@@ -530,16 +602,24 @@ impl ObjectWriter for Writer {
             });
         }
         let etag = opts.etag.unwrap_or_else(|| hex::encode(md5));
-        self.backend
-            .commit_spooled(
-                &self.bucket,
-                &self.key,
-                &self.spool.path,
-                etag,
-                opts.attrs,
-                opts.condition.as_ref(),
-            )
-            .await
+        let backend = self.backend.clone();
+        let (bucket, key) = (self.bucket.clone(), self.key.clone());
+        backend
+            .check_condition(&bucket, &key, opts.condition.as_ref())
+            .await?;
+        let (target, item) = match self.sink.take() {
+            Some(Sink::Spool(mut spool)) => {
+                spool.flush().await?;
+                backend.commit_spooled(&bucket, &key, &spool.path).await?
+            }
+            Some(Sink::Stream { target, upload }) => {
+                let pending = upload.finish().await.map_err(graph)?;
+                let item = pending.commit().await.map_err(graph)?;
+                (target, item)
+            }
+            None => return Err(Error::Graph("the write was already committed".into())),
+        };
+        backend.record(&key, &target, item, etag, opts.attrs)
     }
 }
 
