@@ -149,6 +149,17 @@ pub enum ListEntry {
     Prefix(String),
 }
 
+impl ListOptions {
+    /// The common prefix `key` rolls up into: the prefix, then the key up to and with the
+    /// first delimiter after it (`None` without a delimiter, or when there is none after).
+    pub fn rolled_prefix(&self, key: &str) -> Option<String> {
+        let delimiter = self.delimiter.as_deref().filter(|d| !d.is_empty())?;
+        let rest = key.get(self.prefix.len()..)?;
+        rest.find(delimiter)
+            .map(|i| key[..self.prefix.len() + i + delimiter.len()].to_owned())
+    }
+}
+
 impl ListEntry {
     /// The key or prefix, which is also the marker to continue after.
     pub fn name(&self) -> &str {

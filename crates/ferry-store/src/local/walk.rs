@@ -255,15 +255,7 @@ pub(crate) fn list_page(
         if !key.starts_with(prefix) {
             break;
         }
-        let rolled = opts
-            .delimiter
-            .as_deref()
-            .filter(|d| !d.is_empty())
-            .and_then(|d| {
-                let rest = &key[prefix.len()..];
-                rest.find(d)
-                    .map(|i| key[..prefix.len() + i + d.len()].to_owned())
-            });
+        let rolled = opts.rolled_prefix(&key);
         let entry = match rolled {
             Some(common) => {
                 walker = Walker::new(cache, bucket_dir, past_prefix(&common)).map_err(io_err)?;

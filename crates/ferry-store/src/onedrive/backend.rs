@@ -471,16 +471,7 @@ impl Backend for OneDriveBackend {
                 {
                     continue;
                 }
-                let rolled = opts
-                    .delimiter
-                    .as_deref()
-                    .filter(|d| !d.is_empty())
-                    .and_then(|d| {
-                        let rest = &key[opts.prefix.len()..];
-                        rest.find(d)
-                            .map(|i| key[..opts.prefix.len() + i + d.len()].to_owned())
-                    });
-                if let Some(common) = rolled {
+                if let Some(common) = opts.rolled_prefix(key) {
                     skip_under = Some(common.clone());
                     // A prefix at or before the marker was returned on an earlier page.
                     if opts
