@@ -249,3 +249,41 @@ async fn large_objects_stream_into_an_upload_session_and_appear_only_at_commit()
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_session_expiring_mid_write_fails_cleanly_and_a_retry_succeeds() {
+    use bytes::Bytes;
+    use ferry_store::PutOptions;
+    let dir = tempfile::tempdir().unwrap();
+    let emu = start_emulator(&dir.path().join("emulator"), |_| {}).await;
+    let backend = OneDriveBackend::open(app_client(&emu), ROOT, &dir.path().join("state")).unwrap();
+    backend.create_bucket("models").await.unwrap();
+    let size = 24 * 1024 * 1024;
+    let opts = || PutOptions {
+        size_hint: Some(size as u64),
+        ..Default::default()
+    };
+    emu.faults()
+        .update(|f| f.upload_session_expiry_secs = Some(1));
+    let mut writer = backend.put("models", "w.bin", opts()).await.unwrap();
+    writer
+        .write(Bytes::from(vec![7; 12 * 1024 * 1024]))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let failed = writer.write(Bytes::from(vec![7; 12 * 1024 * 1024])).await;
+    assert!(failed.is_err(), "the expired session refuses the rest");
+    drop(writer);
+    assert!(
+        backend.head("models", "w.bin").await.is_err(),
+        "nothing half-written"
+    );
+
+    emu.faults().update(|f| f.upload_session_expiry_secs = None);
+    let data = vec![7u8; size];
+    backend
+        .put_bytes("models", "w.bin", data.clone(), ObjectAttrs::default())
+        .await
+        .unwrap();
+    assert_eq!(backend.get_bytes("models", "w.bin").await.unwrap(), data);
+}
