@@ -42,7 +42,8 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum Serve {
-    /// S3 API over a local folder: buckets are its top-level folders.
+    /// S3 API over a local folder, or a OneDrive folder with --onedrive: buckets are its
+    /// top-level folders.
     S3(S3Args),
 }
 
