@@ -32,6 +32,15 @@ def unique_bucket(prefix: str = "t") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:16]}"
 
 
+def ensure_bucket(s3, name: str) -> None:
+    """Creates the bucket unless it is there, as a user would before pointing a tool at it."""
+    try:
+        s3.create_bucket(Bucket=name)
+    except botocore.exceptions.ClientError as exc:
+        if error_of(exc)[0] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+            raise
+
+
 def error_of(exc: botocore.exceptions.ClientError) -> tuple[str, int]:
     """(S3 error code, HTTP status) of a boto3 ClientError."""
     return (exc.response["Error"]["Code"],
