@@ -264,13 +264,14 @@ async fn an_upload_session_expiring_mid_write_fails_cleanly_and_a_retry_succeeds
         ..Default::default()
     };
     emu.faults()
-        .update(|f| f.upload_session_expiry_secs = Some(1));
+        .update(|f| f.upload_session_expiry_secs = Some(3));
     let mut writer = backend.put("models", "w.bin", opts()).await.unwrap();
     writer
         .write(Bytes::from(vec![7; 12 * 1024 * 1024]))
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The first fragment went out well within the session's life; now it expires.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
     let failed = writer.write(Bytes::from(vec![7; 12 * 1024 * 1024])).await;
     assert!(failed.is_err(), "the expired session refuses the rest");
     drop(writer);
