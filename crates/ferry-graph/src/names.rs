@@ -74,7 +74,9 @@ pub fn check_name(name: &str) -> Result<(), NameError> {
     Ok(())
 }
 
-fn is_reserved(name: &str) -> bool {
+/// A name OneDrive reserves (CON, PRN, AUX, NUL, COM0-9, LPT0-9, also with an extension;
+/// `.lock`, `desktop.ini`), in any case.
+pub fn is_reserved(name: &str) -> bool {
     // Device names are reserved with any extension too (`CON.txt`), in any case.
     let stem = name.split('.').next().unwrap_or(name);
     let device = |s: &str| {

@@ -21,7 +21,7 @@
 //! a file in OneDrive reads back as itself unless it holds one of the characters on the
 //! right (then that character reads as what it stands for).
 
-use ferry_graph::names::{MAX_NAME_CHARS, MAX_PATH_CHARS};
+use ferry_graph::names::{MAX_NAME_CHARS, MAX_PATH_CHARS, is_reserved};
 
 /// The file inside folder `a` that holds the data of key `a`.
 pub const SELF_NAME: &str = "\u{201B}self";
@@ -142,20 +142,6 @@ fn guarded_positions(segment: &str, chars: &[char]) -> Vec<usize> {
             .map(|(i, _)| i + 1),
     );
     at
-}
-
-fn is_reserved(name: &str) -> bool {
-    let device = |s: &str| {
-        let upper = s.to_ascii_uppercase();
-        matches!(upper.as_str(), "CON" | "PRN" | "AUX" | "NUL")
-            || (upper.len() == 4
-                && (upper.starts_with("COM") || upper.starts_with("LPT"))
-                && upper.as_bytes()[3].is_ascii_digit())
-    };
-    name.eq_ignore_ascii_case(".lock")
-        || name.eq_ignore_ascii_case("desktop.ini")
-        || device(name)
-        || device(name.split('.').next().unwrap_or(name))
 }
 
 fn substitute(c: char) -> Option<char> {
