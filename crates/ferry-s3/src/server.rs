@@ -328,6 +328,12 @@ async fn handle(
             String::new(),
         )
     });
+    let keeps_alive = response.headers().contains_key(header::TRANSFER_ENCODING);
+    let response = if op == "CompleteMultipartUpload" && keeps_alive {
+        response.map(one_xml_declaration)
+    } else {
+        response
+    };
     let status = response.status().as_u16();
     let bytes_out = if method == Method::HEAD {
         0
@@ -344,6 +350,26 @@ async fn handle(
         ms = elapsed.as_secs_f64() * 1000.0,
     );
     Ok(response)
+}
+
+/// A slow CompleteMultipartUpload is answered 200 at once with an XML declaration, then
+/// whitespace while the object is assembled, then the result. s3s 0.14 gives a late *error*
+/// its own declaration, which XML parsers refuse after the first one, so the client could not
+/// read the error. This drops every declaration after the first chunk.
+fn one_xml_declaration(body: Body) -> Body {
+    use futures::StreamExt as _;
+    let mut first = true;
+    let frames = body.map(move |chunk| {
+        let mut chunk = chunk?;
+        if !std::mem::take(&mut first)
+            && chunk.starts_with(b"<?xml")
+            && let Some(end) = chunk.windows(2).position(|w| w == b"?>")
+        {
+            chunk = chunk.slice(end + 2..);
+        }
+        Ok::<_, s3s::StdError>(hyper::body::Frame::data(chunk))
+    });
+    Body::http_body(http_body_util::StreamBody::new(frames))
 }
 
 async fn health(state: &State) -> Response<Body> {

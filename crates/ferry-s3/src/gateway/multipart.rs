@@ -294,8 +294,7 @@ pub(super) async fn complete(
     };
     // Assembling a large object can outlast a client's read timeout. A quick one answers
     // normally, with a proper status on error; a slow one answers 200 at once and keeps the
-    // connection alive with whitespace until the result, as S3 does. (s3s 0.14 writes two XML
-    // declarations when that late result is an error, so errors are best found early.)
+    // connection alive with whitespace until the result (or the error), as S3 does.
     let mut task = tokio::spawn(assemble);
     match tokio::time::timeout(KEEP_ALIVE_AFTER, &mut task).await {
         Ok(joined) => joined

@@ -1,13 +1,13 @@
 //! `ferry serve s3 --onedrive` over the Graph emulator, through the AWS SDK: objects, a
-//! multipart upload visible to the HEAD right after it completes, listings, and a file
-//! edited in OneDrive itself.
+//! multipart upload visible to the HEAD right after it completes, a slow completion kept
+//! alive, listings, and a file edited in OneDrive itself.
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use ferry_graph::Conflict;
 use ferry_testkit::graph::{app_client, start_emulator};
 
-use crate::common::{body, builder, client, md5_hex};
+use crate::common::{body, builder, client, code, md5_hex};
 
 const MIB: usize = 1024 * 1024;
 
@@ -170,5 +170,125 @@ async fn health_says_when_onedrive_refuses_the_sign_in() {
     assert!(
         log.contains("health check failed") && log.contains("AADSTS"),
         "{log}"
+    );
+}
+
+/// Uploads a 6 MiB object's two parts to `key` and returns the upload id and the parts.
+async fn two_parts(s3: &aws_sdk_s3::Client, key: &str) -> (String, CompletedMultipartUpload) {
+    let id = s3
+        .create_multipart_upload()
+        .bucket("model-checkpoints")
+        .key(key)
+        .send()
+        .await
+        .unwrap()
+        .upload_id()
+        .unwrap()
+        .to_owned();
+    let mut parts = Vec::new();
+    for (n, size) in [(1, 5 * MIB), (2, MIB)] {
+        let out = s3
+            .upload_part()
+            .bucket("model-checkpoints")
+            .key(key)
+            .upload_id(&id)
+            .part_number(n)
+            .body(ByteStream::from(vec![n as u8; size]))
+            .send()
+            .await
+            .unwrap();
+        parts.push(
+            CompletedPart::builder()
+                .part_number(n)
+                .e_tag(out.e_tag().unwrap())
+                .build(),
+        );
+    }
+    let done = CompletedMultipartUpload::builder()
+        .set_parts(Some(parts))
+        .build();
+    (id, done)
+}
+
+/// Graph throttles the completion for 6 s: the gateway answers 200 at once, keeps the
+/// connection alive with whitespace and ends with the result, or with an error the client
+/// reads as one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_multipart_completion_is_kept_alive_to_its_result_or_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = start_emulator(&dir.path().join("emulator"), |_| {}).await;
+    // Every request reads the drive afresh, so every completion talks to Graph.
+    let gw = builder()
+        .onedrive(&emu)
+        .arg("--freshness")
+        .arg("0s")
+        .start();
+    let s3 = client(&gw);
+    s3.create_bucket()
+        .bucket("model-checkpoints")
+        .send()
+        .await
+        .unwrap();
+    let slow_graph = || {
+        emu.faults().update(|f| {
+            f.throttle_next = 1;
+            f.retry_after_secs = 6;
+        })
+    };
+
+    let (id, parts) = two_parts(&s3, "run-1/model.pt").await;
+    slow_graph();
+    let started = std::time::Instant::now();
+    let done = s3
+        .complete_multipart_upload()
+        .bucket("model-checkpoints")
+        .key("run-1/model.pt")
+        .upload_id(&id)
+        .multipart_upload(parts)
+        .send()
+        .await
+        .unwrap();
+    assert!(started.elapsed().as_secs() >= 5, "{:?}", started.elapsed());
+    assert!(
+        done.e_tag().unwrap().ends_with("-2\""),
+        "{:?}",
+        done.e_tag()
+    );
+    let head = s3
+        .head_object()
+        .bucket("model-checkpoints")
+        .key("run-1/model.pt")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.content_length(), Some(6 * MIB as i64));
+
+    // The object exists, so `If-None-Match: *` fails, but only once Graph answers.
+    let (id, parts) = two_parts(&s3, "run-1/model.pt").await;
+    slow_graph();
+    let started = std::time::Instant::now();
+    let err = s3
+        .complete_multipart_upload()
+        .bucket("model-checkpoints")
+        .key("run-1/model.pt")
+        .upload_id(&id)
+        .multipart_upload(parts)
+        .if_none_match("*")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(started.elapsed().as_secs() >= 5, "{:?}", started.elapsed());
+    assert_eq!(code(&err), "PreconditionFailed");
+    let head_after = s3
+        .head_object()
+        .bucket("model-checkpoints")
+        .key("run-1/model.pt")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        head_after.e_tag(),
+        done.e_tag(),
+        "the first object is untouched"
     );
 }
