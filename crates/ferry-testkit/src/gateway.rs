@@ -31,9 +31,14 @@ pub struct Gateway {
     pub root: PathBuf,
     pub access_key: String,
     pub secret_key: String,
+    /// How it was started, for a restart.
+    builder: GatewayBuilder,
     // Dropped after the service, so the process never outlives its folder.
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
+
+const ACCESS_KEY: &str = "ferry-test";
+const SECRET_KEY: &str = "ferry-test-secret";
 
 impl GatewayBuilder {
     /// A gateway run from the `ferry` binary at `bin` (tests pass `env!("CARGO_BIN_EXE_ferry")`).
@@ -73,9 +78,34 @@ impl GatewayBuilder {
     pub fn start(self) -> Gateway {
         let dir = tempfile::tempdir().expect("temp dir");
         let root = self.root.clone().unwrap_or_else(|| dir.path().join("root"));
-        let (access_key, secret_key) = ("ferry-test".to_owned(), "ferry-test-secret".to_owned());
+        let mut gateway = Gateway {
+            service: Service::spawn(
+                "ferry serve s3",
+                self.command(dir.path(), &root, "127.0.0.1:0"),
+                &dir.path().join("ferry.log"),
+            ),
+            endpoint: String::new(),
+            addr: String::new(),
+            root,
+            access_key: ACCESS_KEY.to_owned(),
+            secret_key: SECRET_KEY.to_owned(),
+            builder: self,
+            dir,
+        };
+        gateway.endpoint = wait_for_endpoint(&mut gateway.service);
+        gateway.addr = gateway
+            .endpoint
+            .split("://")
+            .nth(1)
+            .unwrap_or_default()
+            .to_owned();
+        gateway
+    }
+
+    /// The `ferry serve s3` command, with its state under `dir`.
+    fn command(&self, dir: &Path, root: &Path, addr: &str) -> Command {
         let mut command = Command::new(&self.bin);
-        command.args(["serve", "s3", "--addr", "127.0.0.1:0"]);
+        command.args(["serve", "s3", "--addr", addr]);
         let mut graph_env: Vec<(&str, String)> = Vec::new();
         match &self.onedrive {
             Some(graph) => {
@@ -85,10 +115,7 @@ impl GatewayBuilder {
                 };
                 command.arg("--onedrive");
                 graph_env = vec![
-                    (
-                        "FERRY_STATE_DIR",
-                        dir.path().join("state").display().to_string(),
-                    ),
+                    ("FERRY_STATE_DIR", dir.join("state").display().to_string()),
                     ("FERRY_GRAPH_AUTHORITY", graph.authority.clone()),
                     ("FERRY_GRAPH_URL", graph.graph_url.clone()),
                     ("FERRY_GRAPH_TENANT", graph.tenant.clone()),
@@ -98,7 +125,7 @@ impl GatewayBuilder {
                 ];
             }
             None => {
-                command.arg("--root").arg(&root);
+                command.arg("--root").arg(root);
             }
         }
         command
@@ -106,22 +133,11 @@ impl GatewayBuilder {
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("FERRY_LOG_FORMAT", "json")
-            .env("FERRY_S3_ACCESS_KEY_ID", &access_key)
-            .env("FERRY_S3_SECRET_ACCESS_KEY", &secret_key)
+            .env("FERRY_S3_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("FERRY_S3_SECRET_ACCESS_KEY", SECRET_KEY)
             .envs(graph_env)
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.clone())));
-        let mut service = Service::spawn("ferry serve s3", command, &dir.path().join("ferry.log"));
-        let endpoint = wait_for_endpoint(&mut service);
-        let addr = endpoint.split("://").nth(1).unwrap_or_default().to_owned();
-        Gateway {
-            service,
-            endpoint,
-            addr,
-            root,
-            access_key,
-            secret_key,
-            _dir: dir,
-        }
+        command
     }
 }
 
@@ -146,6 +162,19 @@ impl Gateway {
     /// Starts a gateway with default settings.
     pub fn start(bin: impl Into<PathBuf>) -> Self {
         GatewayBuilder::new(bin).start()
+    }
+
+    /// Kills the gateway (SIGKILL, as a crash or an OOM kill would) and starts it again on the
+    /// same address, folder and state.
+    pub fn restart(&mut self) {
+        self.service.signal(9);
+        self.service.wait(START_TIMEOUT);
+        let command = self
+            .builder
+            .command(self.dir.path(), &self.root, &self.addr);
+        let log = self.dir.path().join("ferry-restarted.log");
+        self.service = Service::spawn("ferry serve s3", command, &log);
+        wait_for_endpoint(&mut self.service);
     }
 
     /// A plain-HTTP GET of `path` without credentials: `(status, body)`.

@@ -8,3 +8,4 @@ mod multipart;
 mod objects;
 mod onedrive;
 mod quickstart;
+mod restart;
