@@ -1,5 +1,5 @@
 //! Emulator-only endpoints under `/_emulator/...`: faults, device-code approval, health,
-//! and the pre-authenticated download / upload / copy-monitor URLs.
+//! request counts, and the pre-authenticated download / upload / copy-monitor URLs.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -20,6 +20,7 @@ pub fn routes() -> Router<AppState> {
             "/_emulator/health",
             get(|| async { Json(json!({"status": "ok"})) }),
         )
+        .route("/_emulator/stats", get(stats))
         .route(
             "/_emulator/faults",
             get(get_faults).put(put_faults).delete(clear_faults),
@@ -40,6 +41,15 @@ pub fn pre_authenticated_routes() -> Router<AppState> {
                 .post(session::finish),
         )
         .route("/_emulator/monitor/{id}", get(copy::monitor))
+}
+
+/// Requests counted since start: `{"graph_requests": N, "transfer_requests": M}`.
+async fn stats(State(shared): State<AppState>) -> Json<serde_json::Value> {
+    use std::sync::atomic::Ordering::Relaxed;
+    Json(json!({
+        "graph_requests": shared.counts.graph.load(Relaxed),
+        "transfer_requests": shared.counts.transfer.load(Relaxed),
+    }))
 }
 
 async fn get_faults(State(shared): State<AppState>) -> Json<Faults> {

@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -12,13 +13,21 @@ use crate::error::Error;
 use crate::state::{AppState, Shared};
 
 pub fn router(shared: AppState) -> Router {
-    let graph = crate::graph::routes().layer(middleware::from_fn_with_state(
-        shared.clone(),
-        crate::graph::context::graph_layer,
-    ));
-    let pre_authenticated = crate::control::pre_authenticated_routes().layer(
-        middleware::from_fn_with_state(shared.clone(), crate::graph::context::context_layer),
-    );
+    let graph = crate::graph::routes()
+        .layer(middleware::from_fn_with_state(
+            shared.clone(),
+            crate::graph::context::graph_layer,
+        ))
+        .layer(middleware::from_fn_with_state(shared.clone(), count_graph));
+    let pre_authenticated = crate::control::pre_authenticated_routes()
+        .layer(middleware::from_fn_with_state(
+            shared.clone(),
+            crate::graph::context::context_layer,
+        ))
+        .layer(middleware::from_fn_with_state(
+            shared.clone(),
+            count_transfer,
+        ));
     Router::new()
         .merge(crate::identity::routes())
         .merge(graph)
@@ -26,6 +35,16 @@ pub fn router(shared: AppState) -> Router {
         .merge(crate::control::routes())
         .layer(middleware::from_fn_with_state(shared.clone(), latency))
         .with_state(shared)
+}
+
+async fn count_graph(State(shared): State<AppState>, req: Request, next: Next) -> Response {
+    shared.counts.graph.fetch_add(1, Ordering::Relaxed);
+    next.run(req).await
+}
+
+async fn count_transfer(State(shared): State<AppState>, req: Request, next: Next) -> Response {
+    shared.counts.transfer.fetch_add(1, Ordering::Relaxed);
+    next.run(req).await
 }
 
 /// Injected latency applies to every endpoint.

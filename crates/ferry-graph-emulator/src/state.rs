@@ -28,6 +28,16 @@ pub struct Shared {
     pub sessions: crate::graph::session::Sessions,
     pub copies: crate::graph::copy::Monitors,
     pub cursors: crate::graph::delta::Cursors,
+    pub counts: RequestCounts,
+}
+
+/// Requests served since start, for `GET /_emulator/stats`: what a client costs in Graph calls.
+#[derive(Debug, Default)]
+pub struct RequestCounts {
+    /// Graph API requests (`/v1.0/...`), the ones Graph's throttling limits count.
+    pub graph: std::sync::atomic::AtomicU64,
+    /// Requests to pre-authenticated download and upload-session URLs.
+    pub transfer: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -47,6 +57,7 @@ impl Shared {
             identity: Default::default(),
             drives,
             sessions: Default::default(),
+            counts: Default::default(),
             copies: Default::default(),
             cursors: Default::default(),
             config,

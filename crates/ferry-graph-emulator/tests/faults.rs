@@ -127,3 +127,31 @@ async fn latency_is_added() {
         .unwrap();
     assert!(start.elapsed() >= std::time::Duration::from_millis(200));
 }
+
+#[tokio::test]
+async fn stats_count_graph_and_transfer_requests() {
+    let env = start().await;
+    let t = env.user_token().await;
+    let stats = || async {
+        let url = format!("{}/_emulator/stats", env.emu.url);
+        let v: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+        (v["graph_requests"].clone(), v["transfer_requests"].clone())
+    };
+    // Sign-in and the stats themselves are not Graph requests.
+    assert_eq!(stats().await, (json!(0), json!(0)));
+    env.put_bytes(&t, "/me/drive/root:/a.txt:/content", b"hello".to_vec())
+        .await;
+    let item = env.get_json(&t, "/me/drive/root:/a.txt").await;
+    let url = item["@microsoft.graph.downloadUrl"].as_str().unwrap();
+    assert_eq!(
+        reqwest::get(url).await.unwrap().text().await.unwrap(),
+        "hello"
+    );
+    env.emu.faults().update(|f| f.throttle_next = 1);
+    assert_eq!(env.get(&t, "/me/drive").await.status(), 429);
+    assert_eq!(
+        stats().await,
+        (json!(3), json!(1)),
+        "a throttled request counts"
+    );
+}

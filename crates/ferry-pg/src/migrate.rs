@@ -43,6 +43,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "replaced_versions",
         sql: include_str!("../migrations/0005_replaced_versions.sql"),
     },
+    Migration {
+        version: 6,
+        name: "s3_object_meta",
+        sql: include_str!("../migrations/0006_s3_object_meta.sql"),
+    },
 ];
 
 /// `pg_advisory_xact_lock` key for migrations: "ferrymig" as an integer.

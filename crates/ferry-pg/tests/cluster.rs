@@ -56,6 +56,7 @@ async fn a_cluster_starts_migrates_once_stops_and_starts_again_on_its_port() {
             "etl_rejects",
             "etl_runs",
             "onedrive_ingest",
+            "s3_object_meta",
             "schema_migrations",
             "sync_cursors",
             "sync_requests"

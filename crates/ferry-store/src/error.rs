@@ -38,8 +38,8 @@ pub enum Error {
         /// How long the service last asked to wait.
         retry_after: Option<std::time::Duration>,
     },
-    #[error("the metadata store {path}: {message}")]
-    MetaStore { path: PathBuf, message: String },
+    #[error("the metadata store {store}: {message}")]
+    MetaStore { store: String, message: String },
     #[error("{op} {path}")]
     Io {
         op: &'static str,

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use ferry_graph::Conflict;
+use ferry_store::onedrive::backend::MetaStore;
 use ferry_store::{Backend as _, BackendExt as _, ObjectAttrs, OneDriveBackend};
 use ferry_testkit::graph::{app_client, start_emulator};
 use md5::Digest as _;
@@ -17,13 +18,10 @@ async fn a_file_changed_in_onedrive_is_served_new_with_a_new_etag() {
     let dir = tempfile::tempdir().unwrap();
     let emu = start_emulator(&dir.path().join("emulator"), |_| {}).await;
     let graph = app_client(&emu);
-    let backend = OneDriveBackend::open_with(
-        graph.clone(),
-        ROOT,
-        &dir.path().join("state"),
-        Duration::ZERO,
-    )
-    .unwrap();
+    let state = dir.path().join("state");
+    let meta = MetaStore::embedded(&state.join("meta.redb")).unwrap();
+    let backend =
+        OneDriveBackend::open_with(graph.clone(), ROOT, &state, Duration::ZERO, meta).unwrap();
     backend.create_bucket("datasets").await.unwrap();
     let attrs = ObjectAttrs {
         content_type: Some("text/csv".into()),

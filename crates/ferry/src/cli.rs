@@ -65,6 +65,11 @@ pub struct S3Args {
     /// (writes through the gateway show at once) [default: 5s].
     #[arg(long, env = "FERRY_S3_FRESHNESS", value_parser = humantime::parse_duration)]
     pub freshness: Option<std::time::Duration>,
+    /// With --onedrive: where S3's own metadata (MD5 ETags, content types, user metadata)
+    /// lives: an embedded file in the state dir, or Postgres (DATABASE_URL / PG*, else the
+    /// managed cluster) so that several gateway replicas agree [default: embedded].
+    #[arg(long, env = "FERRY_S3_METADATA", value_enum)]
+    pub metadata: Option<crate::config::Metadata>,
     /// Address to listen on [default: 127.0.0.1:9000].
     #[arg(long, env = "FERRY_S3_ADDR")]
     pub addr: Option<String>,

@@ -45,6 +45,7 @@ pub struct S3File {
     pub drive_root: Option<String>,
     #[serde(default, with = "humantime_serde_opt")]
     pub freshness: Option<Duration>,
+    pub metadata: Option<Metadata>,
     pub addr: Option<String>,
     pub region: Option<String>,
     pub domain: Option<String>,
@@ -109,9 +110,21 @@ pub enum Store {
         root: String,
         /// How long listings may trail changes made in OneDrive itself.
         freshness: Duration,
-        /// Where the metadata store and spooled writes live.
+        metadata: Metadata,
+        /// Where the embedded metadata store and spooled writes live.
         state: PathBuf,
     },
+}
+
+/// Where the OneDrive gateway keeps S3's own metadata.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Metadata {
+    /// A file in the state dir; one gateway.
+    #[default]
+    Embedded,
+    /// `ferry.s3_object_meta` in Postgres; any number of gateways over one drive.
+    Postgres,
 }
 
 pub const DEFAULT_ADDR: &str = "127.0.0.1:9000";
@@ -145,6 +158,7 @@ impl S3Settings {
                     .freshness
                     .or(f.freshness)
                     .unwrap_or(ferry_store::onedrive::backend::DEFAULT_FRESHNESS),
+                metadata: args.metadata.or(f.metadata).unwrap_or_default(),
                 state: state_dir()?.join("s3-onedrive"),
             }
         } else {

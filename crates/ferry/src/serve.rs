@@ -4,11 +4,12 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use ferry_s3::{Gateway, KeyStore, ServerOptions, Uploads};
+use ferry_store::onedrive::backend::MetaStore;
 use ferry_store::{Backend, LocalBackend, OneDriveBackend};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::config::{S3Settings, Store};
+use crate::config::{Metadata, S3Settings, Store};
 
 /// Starts the gateway; `on_ready` runs once it listens (with the bound address).
 pub async fn run(
@@ -26,11 +27,21 @@ pub async fn run(
         Store::OneDrive {
             root,
             freshness,
+            metadata,
             state,
         } => {
             let config = crate::onedrive::graph_config(file)?;
             let graph = ferry_graph::GraphClient::new(&config)?;
-            let backend = OneDriveBackend::open_with(graph, root, state, *freshness)
+            let meta = match metadata {
+                Metadata::Embedded => MetaStore::embedded(&state.join("meta.redb"))?,
+                Metadata::Postgres => {
+                    let settings = crate::db::settings().await?;
+                    MetaStore::postgres(settings, &config.drive.path())
+                        .await
+                        .context("cannot use Postgres for the gateway's metadata")?
+                }
+            };
+            let backend = OneDriveBackend::open_with(graph, root, state, *freshness, meta)
                 .with_context(|| format!("cannot serve the OneDrive folder {root}"))?;
             (
                 Arc::new(backend),

@@ -1,6 +1,7 @@
 //! A OneDrive folder as a [`Backend`]: its child folders are buckets, keys map to drive
 //! paths ([`super::keys`]), listings and HEADs are answered from a delta-maintained index
-//! ([`super::index`]) and S3's own metadata lives in an embedded store ([`super::meta`]).
+//! ([`super::index`]) and S3's own metadata lives in a [`MetaStore`] (embedded, or Postgres
+//! for several replicas).
 //!
 //! OneDrive cannot hold a file and a folder of one name: the data of a key that is also a
 //! folder (`a` while `a/b` exists) lives in `a/‛self`; writing `a/b` while the file `a`
@@ -24,7 +25,8 @@ use tokio::io::AsyncWriteExt as _;
 
 use super::index::DriveIndex;
 use super::keys::{KeyError, SELF_NAME, encode_key};
-use super::meta::{MetaStore, Record};
+pub use super::meta::MetaStore;
+use super::meta::Record;
 use crate::backend::{
     Backend, BucketInfo, Capabilities, CommitOptions, GetResult, ListEntry, ListOptions, ListPage,
     ObjectAttrs, ObjectMeta, ObjectWriter, PutOptions, RangeRequest, WriteCondition,
@@ -61,19 +63,21 @@ pub struct Shared {
 }
 
 impl OneDriveBackend {
-    /// A backend over `root` in the client's drive, keeping its metadata store and spooled
-    /// writes under `state` (created 0700).
+    /// A backend over `root` in the client's drive, keeping an embedded metadata store and
+    /// spooled writes under `state` (created 0700).
     pub fn open(graph: GraphClient, root: &str, state: &Path) -> Result<Self> {
-        Self::open_with(graph, root, state, DEFAULT_FRESHNESS)
+        let meta = MetaStore::embedded(&state.join("meta.redb"))?;
+        Self::open_with(graph, root, state, DEFAULT_FRESHNESS, meta)
     }
 
     /// [`open`](Self::open), with how long a listing may trail changes made in OneDrive
-    /// itself (writes through this backend show at once).
+    /// itself (writes through this backend show at once) and where metadata is kept.
     pub fn open_with(
         graph: GraphClient,
         root: &str,
         state: &Path,
         freshness: Duration,
+        meta: MetaStore,
     ) -> Result<Self> {
         let spool = state.join("spool");
         make_private_dir(&spool)?;
@@ -84,7 +88,7 @@ impl OneDriveBackend {
             root,
             refreshed: tokio::sync::Mutex::new(None),
             freshness,
-            meta: MetaStore::open(&state.join("meta.redb"))?,
+            meta,
             spool,
         })))
     }
@@ -137,20 +141,9 @@ impl Shared {
             .ok_or_else(|| no_such_key(bucket, key))
     }
 
-    fn object_meta(&self, key: &str, item: &DriveItem) -> Result<ObjectMeta> {
-        let version = version_of(item);
-        let (etag, attrs) = match self.meta.get(&item.id, &version)? {
-            Some(record) => (record.etag, record.attrs),
-            // Written in OneDrive itself (or changed there since): an entity tag of its own.
-            None => (foreign_etag(item), ObjectAttrs::default()),
-        };
-        Ok(ObjectMeta {
-            key: key.to_owned(),
-            size: item.size.unwrap_or(0),
-            etag,
-            last_modified: modified(item),
-            attrs,
-        })
+    async fn object_meta(&self, key: &str, item: &DriveItem) -> Result<ObjectMeta> {
+        let record = self.meta.get(&item.id, &version_of(item)).await?;
+        Ok(object_meta(key, item, record))
     }
 
     /// Makes room for `bucket/key`: each of its ancestors that is a file becomes a folder
@@ -211,7 +204,7 @@ impl Shared {
             return Ok(());
         };
         let current = match self.file(bucket, key).await {
-            Ok(item) => Some(self.object_meta(key, &item)?.etag),
+            Ok(item) => Some(self.object_meta(key, &item).await?.etag),
             Err(Error::NoSuchKey { .. }) => None,
             Err(e) => return Err(e),
         };
@@ -267,7 +260,7 @@ impl Shared {
 
     /// Records a committed object: its metadata, and the index entry that makes it visible
     /// to listings at once.
-    fn record(
+    async fn record(
         &self,
         key: &str,
         target: &str,
@@ -275,15 +268,13 @@ impl Shared {
         etag: String,
         attrs: ObjectAttrs,
     ) -> Result<ObjectMeta> {
-        self.meta.put(
-            &item.id,
-            &Record {
-                version: version_of(&item),
-                etag,
-                attrs,
-            },
-        )?;
-        let meta = self.object_meta(key, &item)?;
+        let record = Record {
+            version: version_of(&item),
+            etag,
+            attrs,
+        };
+        self.meta.put(&item.id, &record).await?;
+        let meta = object_meta(key, &item, Some(record));
         self.index().put(target, item);
         Ok(meta)
     }
@@ -349,12 +340,12 @@ impl Backend for OneDriveBackend {
 
     async fn head(&self, bucket: &str, key: &str) -> Result<ObjectMeta> {
         let item = self.file(bucket, key).await?;
-        self.object_meta(key, &item)
+        self.object_meta(key, &item).await
     }
 
     async fn get(&self, bucket: &str, key: &str, range: Option<RangeRequest>) -> Result<GetResult> {
         let item = self.file(bucket, key).await?;
-        let meta = self.object_meta(key, &item)?;
+        let meta = self.object_meta(key, &item).await?;
         let range = match range {
             Some(r) => r
                 .resolve(meta.size)
@@ -413,7 +404,7 @@ impl Backend for OneDriveBackend {
             Err(e) if e.graph_code() == Some("itemNotFound") => {}
             Err(e) => return Err(graph(e)),
         }
-        self.meta.remove(&item.id)?;
+        self.meta.remove(&item.id).await?;
         self.index().remove_file(&format!("{bucket}/{key}"));
         Ok(())
     }
@@ -425,7 +416,7 @@ impl Backend for OneDriveBackend {
         attrs: Option<ObjectAttrs>,
     ) -> Result<ObjectMeta> {
         let item = self.file(src.0, src.1).await?;
-        let source = self.object_meta(src.1, &item)?;
+        let source = self.object_meta(src.1, &item).await?;
         let attrs = attrs.unwrap_or(source.attrs);
         if src == dst {
             let record = Record {
@@ -433,8 +424,8 @@ impl Backend for OneDriveBackend {
                 etag: source.etag,
                 attrs,
             };
-            self.meta.put(&item.id, &record)?;
-            return self.object_meta(dst.1, &item);
+            self.meta.put(&item.id, &record).await?;
+            return Ok(object_meta(dst.1, &item, Some(record)));
         }
         check_key(dst.1)?;
         self.bucket(dst.0).await?;
@@ -448,7 +439,7 @@ impl Backend for OneDriveBackend {
         }
         spool.flush().await?;
         let (target, item) = self.commit_spooled(dst.0, dst.1, &spool.path).await?;
-        self.record(dst.1, &target, item, source.etag, attrs)
+        self.record(dst.1, &target, item, source.etag, attrs).await
     }
 
     async fn list(&self, bucket: &str, opts: &ListOptions) -> Result<ListPage> {
@@ -491,15 +482,21 @@ impl Backend for OneDriveBackend {
             }
             found
         };
+        page.is_truncated = items.len() > opts.max_keys;
+        let items = &items[..items.len().min(opts.max_keys)];
+        // One metadata lookup for the whole page.
+        let wanted: Vec<(&str, String)> = items
+            .iter()
+            .filter(|(_, item)| !item.id.is_empty())
+            .map(|(_, item)| (item.id.as_str(), version_of(item)))
+            .collect();
+        let wanted: Vec<(&str, &str)> = wanted.iter().map(|(id, v)| (*id, v.as_str())).collect();
+        let mut records = self.meta.get_many(&wanted).await?.into_iter();
         for (name, item) in items {
-            if page.entries.len() == opts.max_keys {
-                page.is_truncated = true;
-                break;
-            }
             let entry = if item.id.is_empty() {
-                ListEntry::Prefix(name)
+                ListEntry::Prefix(name.clone())
             } else {
-                ListEntry::Object(self.object_meta(&name, &item)?)
+                ListEntry::Object(object_meta(name, item, records.next().flatten()))
             };
             page.entries.push(entry);
         }
@@ -610,7 +607,7 @@ impl ObjectWriter for Writer {
             }
             None => return Err(Error::Graph("the write was already committed".into())),
         };
-        backend.record(&key, &target, item, etag, opts.attrs)
+        backend.record(&key, &target, item, etag, opts.attrs).await
     }
 }
 
@@ -625,6 +622,22 @@ fn encode(key: &str) -> Result<String> {
             reason: "the drive path is longer than OneDrive's 400 characters",
         },
     })
+}
+
+/// An object's S3 view: from its record if it has one for this version; else (written in
+/// OneDrive itself, or changed there since) with an entity tag of its own.
+fn object_meta(key: &str, item: &DriveItem, record: Option<Record>) -> ObjectMeta {
+    let (etag, attrs) = match record {
+        Some(record) => (record.etag, record.attrs),
+        None => (foreign_etag(item), ObjectAttrs::default()),
+    };
+    ObjectMeta {
+        key: key.to_owned(),
+        size: item.size.unwrap_or(0),
+        etag,
+        last_modified: modified(item),
+        attrs,
+    }
 }
 
 /// The content version a metadata record is kept for.

@@ -6,7 +6,7 @@
 //! they are not objects. Delta describes items by id; the [`DeltaTree`] turns that into
 //! paths.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use ferry_graph::model::DriveItem;
 use ferry_graph::{Change, Delta, DeltaTree};
@@ -21,6 +21,8 @@ pub struct DriveIndex {
     tree: DeltaTree,
     files: BTreeMap<String, DriveItem>,
     folders: BTreeMap<String, DriveItem>,
+    /// Items the gateway wrote and put here before delta reported them: item id -> key.
+    written: HashMap<String, String>,
     cursor: Option<String>,
 }
 
@@ -47,12 +49,21 @@ impl DriveIndex {
         self.cursor = Some(delta.delta_link.clone());
         // A move changes the paths of everything below what moved: rebuild (moves are rare).
         if fresh || changes.iter().any(|c| matches!(c, Change::Moved { .. })) {
+            self.written.clear();
             self.rebuild();
             return;
         }
+        // What the gateway wrote is now reported by delta, which knows where it is since (it
+        // may have been moved or deleted in OneDrive meanwhile): drop the early entry, and
+        // let the changes below place the item.
+        for item in &delta.items {
+            if let Some(key) = self.written.remove(&item.id) {
+                self.forget(&key, item);
+            }
+        }
         for change in changes {
             match change {
-                Change::Upserted { path, item } => self.put(&path, *item),
+                Change::Upserted { path, item } => self.insert(&path, *item),
                 Change::Deleted { path } => {
                     if let Some(key) = self.key_of(&path) {
                         self.remove_tree(&key);
@@ -101,6 +112,13 @@ impl DriveIndex {
     /// Records an item written through the gateway at its drive path (below the root), so
     /// that its writer sees it before the next delta round reports it.
     pub fn put(&mut self, path: &str, item: DriveItem) {
+        if let Some(key) = self.key_of(path) {
+            self.written.insert(item.id.clone(), key);
+        }
+        self.insert(path, item);
+    }
+
+    fn insert(&mut self, path: &str, item: DriveItem) {
         let Some(key) = self.key_of(path) else {
             return;
         };
@@ -108,6 +126,21 @@ impl DriveIndex {
             self.folders.insert(key, item);
         } else {
             self.files.insert(key, item);
+        }
+    }
+
+    /// Drops the entry at `key` if it is still `item` (deleted: with all below it).
+    fn forget(&mut self, key: &str, item: &DriveItem) {
+        let holds =
+            |map: &BTreeMap<String, DriveItem>| map.get(key).is_some_and(|i| i.id == item.id);
+        if item.is_deleted() {
+            if holds(&self.files) || holds(&self.folders) {
+                self.remove_tree(key);
+            }
+        } else if holds(&self.files) {
+            self.files.remove(key);
+        } else if holds(&self.folders) {
+            self.folders.remove(key);
         }
     }
 
@@ -165,7 +198,7 @@ impl DriveIndex {
             .map(|(p, i)| (p, i.clone()))
             .collect();
         for (path, item) in all {
-            self.put(&path, item);
+            self.insert(&path, item);
         }
     }
 }
@@ -295,5 +328,56 @@ mod tests {
         index.remove_tree("moved");
         assert!(keys(&index, "", None).is_empty());
         assert!(index.folder("moved").is_none());
+    }
+
+    #[test]
+    fn what_the_gateway_wrote_follows_delta_even_when_changed_before_delta_saw_it() {
+        let mut index = DriveIndex::new("ai");
+        index.apply(&delta(drive(), "d1"));
+        let deleted = |id: &str| DriveItem {
+            id: id.into(),
+            deleted: Some(DeletedFacet::default()),
+            ..DriveItem::default()
+        };
+        // Written through the gateway, then deleted (or moved) in OneDrive before the next
+        // round: delta reports ids the tree never saw.
+        index.put(
+            "ai/datasets/w1.csv",
+            item("w1", "w1.csv", "ds", false, "c1"),
+        );
+        index.put(
+            "ai/datasets/w2.csv",
+            item("w2", "w2.csv", "ds", false, "c1"),
+        );
+        index.put(
+            "ai/datasets/w3.csv",
+            item("w3", "w3.csv", "ds", false, "c1"),
+        );
+        index.put("ai/new", item("nf", "new", "top", true, "c1"));
+        index.put("ai/new/x.csv", item("x", "x.csv", "nf", false, "c1"));
+        index.apply(&delta(
+            vec![
+                deleted("w1"),
+                item("w2", "w2.csv", "sub", false, "c1"),
+                item("w3", "w3.csv", "ds", false, "c2"),
+                deleted("nf"),
+            ],
+            "d2",
+        ));
+        assert_eq!(
+            keys(&index, "", None),
+            [
+                "datasets/a-b.csv",
+                "datasets/a:b.csv",
+                "datasets/sub/b.csv",
+                "datasets/sub/w2.csv",
+                "datasets/w3.csv",
+            ]
+        );
+        assert_eq!(
+            index.get("datasets/w3.csv").unwrap().c_tag.as_deref(),
+            Some("c2")
+        );
+        assert!(index.folder("new").is_none());
     }
 }

@@ -292,3 +292,77 @@ async fn a_slow_multipart_completion_is_kept_alive_to_its_result_or_error() {
         "the first object is untouched"
     );
 }
+
+/// Two gateways over one drive, each with its own state folder, keep S3's metadata in one
+/// Postgres: what one writes, the other serves with the same MD5 ETag, content type and
+/// user metadata.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_with_postgres_metadata_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = start_emulator(&dir.path().join("emulator"), |_| {}).await;
+    let db = ferry_testkit::pg::start().await;
+    let replica = || {
+        builder()
+            .onedrive(&emu)
+            .arg("--metadata")
+            .arg("postgres")
+            .arg("--freshness")
+            .arg("0s")
+            .env("DATABASE_URL", db.url_with_password())
+            .start()
+    };
+    let (one, two) = (replica(), replica());
+    let (a, b) = (client(&one), client(&two));
+    a.create_bucket().bucket("datasets").send().await.unwrap();
+    let put = a
+        .put_object()
+        .bucket("datasets")
+        .key("market/prices.csv")
+        .content_type("text/csv")
+        .metadata("source", "vendor-a")
+        .body(ByteStream::from_static(b"id,price\n1,10\n"))
+        .send()
+        .await
+        .unwrap();
+    let head = b
+        .head_object()
+        .bucket("datasets")
+        .key("market/prices.csv")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.e_tag(), put.e_tag());
+    assert_eq!(head.content_type(), Some("text/csv"));
+    assert_eq!(
+        head.metadata()
+            .and_then(|m| m.get("source"))
+            .map(String::as_str),
+        Some("vendor-a")
+    );
+    let listed = b.list_objects_v2().bucket("datasets").send().await.unwrap();
+    assert_eq!(listed.contents()[0].e_tag(), put.e_tag());
+
+    // Deleted through the second: gone for the first, record and all.
+    b.delete_object()
+        .bucket("datasets")
+        .key("market/prices.csv")
+        .send()
+        .await
+        .unwrap();
+    let records: i64 = db
+        .client()
+        .await
+        .query_one("SELECT count(*) FROM ferry.s3_object_meta", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(records, 0);
+    let err = a
+        .head_object()
+        .bucket("datasets")
+        .key("market/prices.csv")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(404));
+}
