@@ -19,6 +19,13 @@ pub enum Error {
         description: String,
         aadsts: Vec<u64>,
     },
+    /// The saved delegated sign-in can no longer be refreshed (expired, revoked, or consent
+    /// withdrawn): a person has to sign in again.
+    #[error("the saved sign-in is no longer valid; run `ferry onedrive login` ({source})")]
+    SignInExpired {
+        #[source]
+        source: Box<Error>,
+    },
     /// Graph answered with an error envelope.
     #[error("Graph {status} {code}{inner}: {message}", inner = fmt_inner(.inner_codes))]
     Graph {
@@ -145,7 +152,13 @@ impl Error {
 
     /// True when a refresh token is no longer usable and a person must sign in again.
     pub fn needs_sign_in(&self) -> bool {
-        matches!(self, Self::Identity { error, .. } if error == "invalid_grant" || error == "interaction_required")
+        match self {
+            Self::Identity { error, .. } => {
+                error == "invalid_grant" || error == "interaction_required"
+            }
+            Self::SignInExpired { .. } => true,
+            _ => false,
+        }
     }
 
     pub(crate) fn protocol(what: impl Into<String>) -> Self {

@@ -30,6 +30,15 @@ pub(crate) fn to_s3(err: Error) -> S3Error {
             e.set_headers(headers);
             return e;
         }
+        Error::SignIn(_) => {
+            tracing::error!(error = %error_chain(&err), "OneDrive refuses the sign-in");
+            let mut e = S3Error::with_message(
+                S3ErrorCode::ServiceUnavailable,
+                "the gateway cannot sign in to OneDrive; its log and /health say why",
+            );
+            e.set_status_code(http::StatusCode::SERVICE_UNAVAILABLE);
+            return e;
+        }
         _ if err.is_storage_full() => {
             tracing::error!(error = %error_chain(&err), "storage full");
             let mut e = S3Error::with_message(

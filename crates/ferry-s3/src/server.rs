@@ -384,7 +384,9 @@ async fn health(state: &State) -> Response<Body> {
             // OneDrive's answer says what to mend (an expired sign-in, a wrong secret); a
             // local error could name local paths, so it stays in the log.
             let reason = match &e {
-                ferry_store::Error::Graph(_) | ferry_store::Error::SlowDown { .. } => e.to_string(),
+                ferry_store::Error::Graph(_)
+                | ferry_store::Error::SignIn(_)
+                | ferry_store::Error::SlowDown { .. } => e.to_string(),
                 _ => "storage not readable".to_owned(),
             };
             let body = serde_json::json!({"status": "unavailable", "reason": reason});

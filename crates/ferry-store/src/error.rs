@@ -33,6 +33,9 @@ pub enum Error {
     BadDigest { key: String },
     #[error("OneDrive: {0}")]
     Graph(String),
+    /// OneDrive refuses the gateway's sign-in (a wrong secret, an expired saved sign-in).
+    #[error("OneDrive: {0}")]
+    SignIn(String),
     #[error("OneDrive kept throttling the gateway's requests")]
     SlowDown {
         /// How long the service last asked to wait.

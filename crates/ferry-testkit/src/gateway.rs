@@ -54,8 +54,14 @@ impl GatewayBuilder {
 
     /// Serve `/DynamicCapital/ai-training` of the emulator's default user's drive (as the
     /// emulator's confidential app) instead of a folder.
-    pub fn onedrive(mut self, emu: &ferry_graph_emulator::Emulator) -> Self {
-        self.onedrive = Some(crate::graph::app_config(emu));
+    pub fn onedrive(self, emu: &ferry_graph_emulator::Emulator) -> Self {
+        self.onedrive_as(crate::graph::app_config(emu))
+    }
+
+    /// Serve `/DynamicCapital/ai-training` of the drive `graph` selects, signed in as it says
+    /// (a client secret, or a delegated sign-in's token cache).
+    pub fn onedrive_as(mut self, graph: ferry_graph::GraphConfig) -> Self {
+        self.onedrive = Some(graph);
         self
     }
 
@@ -109,20 +115,28 @@ impl GatewayBuilder {
         let mut graph_env: Vec<(&str, String)> = Vec::new();
         match &self.onedrive {
             Some(graph) => {
-                let secret = match &graph.credential {
-                    ferry_graph::Credential::Secret(s) => s.expose().to_owned(),
-                    _ => String::new(),
-                };
+                use ferry_graph::DriveSelector;
                 command.arg("--onedrive");
+                let drive = match &graph.drive {
+                    DriveSelector::Me => "me".to_owned(),
+                    DriveSelector::Id(id) => id.clone(),
+                    DriveSelector::User(id) => format!("user:{id}"),
+                    DriveSelector::Site(id) => format!("site:{id}"),
+                };
                 graph_env = vec![
                     ("FERRY_STATE_DIR", dir.join("state").display().to_string()),
                     ("FERRY_GRAPH_AUTHORITY", graph.authority.clone()),
                     ("FERRY_GRAPH_URL", graph.graph_url.clone()),
                     ("FERRY_GRAPH_TENANT", graph.tenant.clone()),
                     ("FERRY_GRAPH_CLIENT_ID", graph.client_id.clone()),
-                    ("FERRY_GRAPH_CLIENT_SECRET", secret),
-                    ("FERRY_GRAPH_DRIVE", format!("user:{}", crate::graph::USER)),
+                    ("FERRY_GRAPH_DRIVE", drive),
                 ];
+                if let ferry_graph::Credential::Secret(s) = &graph.credential {
+                    graph_env.push(("FERRY_GRAPH_CLIENT_SECRET", s.expose().to_owned()));
+                }
+                if let Some(cache) = &graph.token_cache {
+                    graph_env.push(("FERRY_GRAPH_TOKEN_CACHE", cache.display().to_string()));
+                }
             }
             None => {
                 command.arg("--root").arg(root);

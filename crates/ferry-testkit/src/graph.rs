@@ -31,6 +31,28 @@ pub fn app_client(emu: &Emulator) -> GraphClient {
     GraphClient::new(&app_config(emu)).expect("the emulator's settings are valid")
 }
 
+/// Signs [`USER`] in to [`PUBLIC_APP`] with a device code (approved at once) and returns the
+/// delegated settings for their drive, with the tokens in `token_cache`.
+pub async fn signed_in_user(emu: &Emulator, token_cache: &Path) -> GraphConfig {
+    let mut config = GraphConfig::new(TENANT, PUBLIC_APP);
+    config.authority = emu.authority();
+    config.graph_url = emu.graph_url();
+    config.token_cache = Some(token_cache.to_owned());
+    let client = GraphClient::new(&config).expect("the emulator's settings are valid");
+    let code = client
+        .auth()
+        .start_device_login()
+        .await
+        .expect("device code");
+    assert!(emu.approve_device_code(&code.user_code));
+    client
+        .auth()
+        .complete_device_login(&code)
+        .await
+        .expect("device sign-in");
+    config
+}
+
 /// Starts an emulator keeping its drives under `dir/drives`; `adjust` changes the config first.
 pub async fn start_emulator(dir: &Path, adjust: impl FnOnce(&mut EmulatorConfig)) -> Emulator {
     let mut config = EmulatorConfig::new(dir.join("drives"));

@@ -187,9 +187,13 @@ impl Authenticator {
             }
             Outcome::Refused(refused) => {
                 let err: Error = refused.into();
-                if err.needs_sign_in() {
-                    tracing::error!(error = %err, "the saved sign-in is no longer valid; run `ferry onedrive login`");
+                if !err.needs_sign_in() {
+                    return Err(err);
                 }
+                let err = Error::SignInExpired {
+                    source: Box::new(err),
+                };
+                tracing::error!(error = %err, "cannot refresh the access token");
                 Err(err)
             }
         }

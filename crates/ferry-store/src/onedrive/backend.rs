@@ -678,10 +678,14 @@ fn no_such_key(bucket: &str, key: &str) -> Error {
 }
 
 /// Graph's errors as storage errors: throttling that outlasted the client's retry budget
-/// reaches S3 clients as `503 SlowDown`, so they back off and retry.
+/// reaches S3 clients as `503 SlowDown`, so they back off and retry; a refused sign-in as
+/// `503 ServiceUnavailable`.
 fn graph(e: ferry_graph::Error) -> Error {
     match e {
         ferry_graph::Error::Throttled { retry_after, .. } => Error::SlowDown { retry_after },
+        e @ (ferry_graph::Error::Identity { .. } | ferry_graph::Error::SignInExpired { .. }) => {
+            Error::SignIn(e.to_string())
+        }
         other => Error::Graph(other.to_string()),
     }
 }

@@ -5,7 +5,7 @@
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use ferry_graph::Conflict;
-use ferry_testkit::graph::{app_client, start_emulator};
+use ferry_testkit::graph::{app_client, signed_in_user, start_emulator};
 
 use crate::common::{body, builder, client, code, md5_hex};
 
@@ -145,6 +145,40 @@ async fn objects_and_multipart_uploads_land_in_onedrive() {
     }
     let fresh = fresh.expect("a new ETag within the freshness bound");
     assert_eq!(body(fresh).await, b"id\n1\n2\n");
+}
+
+/// Signed in as a person (device code, refresh token in the token cache): the gateway works
+/// until the refresh token expires, then `/health` and the log say so and what to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_says_when_the_saved_sign_in_expired() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = start_emulator(&dir.path().join("emulator"), |c| {
+        c.token_lifetime = std::time::Duration::from_secs(1);
+        c.refresh_token_lifetime = std::time::Duration::from_secs(4);
+    })
+    .await;
+    let graph = signed_in_user(&emu, &dir.path().join("token-cache.json")).await;
+    let gw = builder().onedrive_as(graph).start();
+    let (status, text) = gw.get_unsigned("/health");
+    assert_eq!(status, 200, "{text}");
+
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    let (status, text) = gw.get_unsigned("/health");
+    assert_eq!(status, 503, "{text}");
+    assert!(
+        text.contains("AADSTS700082") && text.contains("run `ferry onedrive login`"),
+        "Microsoft's code and what to do: {text}"
+    );
+    let err = client(&gw)
+        .list_objects_v2()
+        .bucket("datasets")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), "ServiceUnavailable");
+    let log = gw.service.log();
+    assert!(log.contains("ferry onedrive login"), "{log}");
+    assert!(!log.contains("refresh_token="), "{log}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
