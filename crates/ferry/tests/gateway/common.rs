@@ -57,3 +57,57 @@ where
 pub async fn body(out: aws_sdk_s3::operation::get_object::GetObjectOutput) -> Vec<u8> {
     out.body.collect().await.unwrap().into_bytes().to_vec()
 }
+
+/// `len` bytes that differ with `seed`.
+pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+/// Starts a multipart upload of `bucket/key`; returns its id.
+pub async fn start_upload(s3: &Client, bucket: &str, key: &str) -> String {
+    let upload = s3
+        .create_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+    upload.upload_id().unwrap().to_owned()
+}
+
+/// Uploads part `n`; returns its ETag.
+pub async fn put_part(
+    s3: &Client,
+    bucket: &str,
+    key: &str,
+    id: &str,
+    n: i32,
+    data: Vec<u8>,
+) -> String {
+    let out = s3
+        .upload_part()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(id)
+        .part_number(n)
+        .body(aws_sdk_s3::primitives::ByteStream::from(data))
+        .send()
+        .await
+        .unwrap();
+    out.e_tag().unwrap().to_owned()
+}
+
+/// The CompleteMultipartUpload body for `(part number, ETag)` pairs.
+pub fn completed(parts: &[(i32, String)]) -> aws_sdk_s3::types::CompletedMultipartUpload {
+    use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+    CompletedMultipartUpload::builder()
+        .set_parts(Some(
+            parts
+                .iter()
+                .map(|(n, etag)| CompletedPart::builder().part_number(*n).e_tag(etag).build())
+                .collect(),
+        ))
+        .build()
+}

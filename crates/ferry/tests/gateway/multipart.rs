@@ -1,54 +1,11 @@
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use md5::Digest;
 
-use crate::common::{body, client, code, gateway, md5_hex};
+use crate::common::{
+    body, client, code, completed, gateway, md5_hex, pattern, put_part, start_upload,
+};
 
 const MIB: usize = 1024 * 1024;
-
-fn pattern(len: usize, seed: u8) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
-        .collect()
-}
-
-/// Starts a multipart upload of `data/{key}`; returns its id.
-async fn start_upload(s3: &aws_sdk_s3::Client, key: &str) -> String {
-    let upload = s3
-        .create_multipart_upload()
-        .bucket("data")
-        .key(key)
-        .send()
-        .await
-        .unwrap();
-    upload.upload_id().unwrap().to_owned()
-}
-
-/// Uploads part `n`; returns its ETag.
-async fn put_part(s3: &aws_sdk_s3::Client, key: &str, id: &str, n: i32, data: Vec<u8>) -> String {
-    let out = s3
-        .upload_part()
-        .bucket("data")
-        .key(key)
-        .upload_id(id)
-        .part_number(n)
-        .body(ByteStream::from(data))
-        .send()
-        .await
-        .unwrap();
-    out.e_tag().unwrap().to_owned()
-}
-
-fn completed(parts: &[(i32, String)]) -> CompletedMultipartUpload {
-    CompletedMultipartUpload::builder()
-        .set_parts(Some(
-            parts
-                .iter()
-                .map(|(n, etag)| CompletedPart::builder().part_number(*n).e_tag(etag).build())
-                .collect(),
-        ))
-        .build()
-}
 
 #[tokio::test]
 async fn multipart_upload_assembles_parts_with_s3_etag() {
@@ -138,10 +95,13 @@ async fn multipart_rejects_small_parts_bad_order_and_unknown_ids() {
     let gw = gateway();
     let s3 = client(&gw);
     s3.create_bucket().bucket("data").send().await.unwrap();
-    let id = start_upload(&s3, "k").await;
+    let id = start_upload(&s3, "data", "k").await;
     let mut parts = Vec::new();
     for n in 1..=2 {
-        parts.push((n, put_part(&s3, "k", &id, n, pattern(1024, n as u8)).await));
+        parts.push((
+            n,
+            put_part(&s3, "data", "k", &id, n, pattern(1024, n as u8)).await,
+        ));
     }
     let complete = |parts: Vec<(i32, String)>| {
         s3.complete_multipart_upload()
@@ -212,7 +172,7 @@ async fn upload_part_copy_takes_a_range_of_another_object() {
         .send()
         .await
         .unwrap();
-    let id = start_upload(&s3, "dst").await;
+    let id = start_upload(&s3, "data", "dst").await;
     let mut parts = Vec::new();
     for (n, range) in [
         (1, format!("bytes=0-{}", 5 * MIB - 1)),
@@ -263,8 +223,8 @@ async fn complete_with_if_none_match_refuses_to_overwrite() {
         .send()
         .await
         .unwrap();
-    let id = start_upload(&s3, "k").await;
-    let etag = put_part(&s3, "k", &id, 1, b"second".to_vec()).await;
+    let id = start_upload(&s3, "data", "k").await;
+    let etag = put_part(&s3, "data", "k", &id, 1, b"second".to_vec()).await;
     let err = s3
         .complete_multipart_upload()
         .bucket("data")

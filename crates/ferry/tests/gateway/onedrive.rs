@@ -3,11 +3,11 @@
 //! alive, listings, and a file edited in OneDrive itself.
 
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::CompletedMultipartUpload;
 use ferry_graph::Conflict;
 use ferry_testkit::graph::{app_client, signed_in_user, start_emulator};
 
-use crate::common::{body, builder, client, code, md5_hex};
+use crate::common::{body, builder, client, code, completed, md5_hex, put_part, start_upload};
 
 const MIB: usize = 1024 * 1024;
 
@@ -34,46 +34,18 @@ async fn objects_and_multipart_uploads_land_in_onedrive() {
 
     // 12 MiB in three parts, then HEAD and GET at once.
     let data: Vec<u8> = (0..12 * MIB).map(|i| (i % 251) as u8).collect();
-    let id = s3
-        .create_multipart_upload()
-        .bucket("datasets")
-        .key("big.bin")
-        .send()
-        .await
-        .unwrap()
-        .upload_id()
-        .unwrap()
-        .to_owned();
+    let id = start_upload(&s3, "datasets", "big.bin").await;
     let mut parts = Vec::new();
-    for (n, chunk) in data.chunks(5 * MIB).enumerate() {
-        let n = n as i32 + 1;
-        let out = s3
-            .upload_part()
-            .bucket("datasets")
-            .key("big.bin")
-            .upload_id(&id)
-            .part_number(n)
-            .body(ByteStream::from(chunk.to_vec()))
-            .send()
-            .await
-            .unwrap();
-        parts.push(
-            CompletedPart::builder()
-                .part_number(n)
-                .e_tag(out.e_tag().unwrap())
-                .build(),
-        );
+    for (n, chunk) in (1..).zip(data.chunks(5 * MIB)) {
+        let etag = put_part(&s3, "datasets", "big.bin", &id, n, chunk.to_vec()).await;
+        parts.push((n, etag));
     }
     let done = s3
         .complete_multipart_upload()
         .bucket("datasets")
         .key("big.bin")
         .upload_id(&id)
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .set_parts(Some(parts))
-                .build(),
-        )
+        .multipart_upload(completed(&parts))
         .send()
         .await
         .unwrap();
@@ -209,39 +181,13 @@ async fn health_says_when_onedrive_refuses_the_sign_in() {
 
 /// Uploads a 6 MiB object's two parts to `key` and returns the upload id and the parts.
 async fn two_parts(s3: &aws_sdk_s3::Client, key: &str) -> (String, CompletedMultipartUpload) {
-    let id = s3
-        .create_multipart_upload()
-        .bucket("model-checkpoints")
-        .key(key)
-        .send()
-        .await
-        .unwrap()
-        .upload_id()
-        .unwrap()
-        .to_owned();
+    let id = start_upload(s3, "model-checkpoints", key).await;
     let mut parts = Vec::new();
     for (n, size) in [(1, 5 * MIB), (2, MIB)] {
-        let out = s3
-            .upload_part()
-            .bucket("model-checkpoints")
-            .key(key)
-            .upload_id(&id)
-            .part_number(n)
-            .body(ByteStream::from(vec![n as u8; size]))
-            .send()
-            .await
-            .unwrap();
-        parts.push(
-            CompletedPart::builder()
-                .part_number(n)
-                .e_tag(out.e_tag().unwrap())
-                .build(),
-        );
+        let etag = put_part(s3, "model-checkpoints", key, &id, n, vec![n as u8; size]).await;
+        parts.push((n, etag));
     }
-    let done = CompletedMultipartUpload::builder()
-        .set_parts(Some(parts))
-        .build();
-    (id, done)
+    (id, completed(&parts))
 }
 
 /// Graph throttles the completion for 6 s: the gateway answers 200 at once, keeps the

@@ -6,20 +6,17 @@ use std::time::Duration;
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use bytes::Bytes;
 use ferry_testkit::Gateway;
 use ferry_testkit::graph::{app_client, start_emulator};
 use futures::channel::mpsc;
 
-use crate::common::{body, builder, client, code, md5_hex};
+use crate::common::{
+    body, builder, client, code, completed, md5_hex, pattern, put_part, start_upload,
+};
 
 const MIB: usize = 1024 * 1024;
 const BUCKET: &str = "datasets";
-
-fn data(len: usize, seed: u8) -> Vec<u8> {
-    (0..len).map(|i| (i % 251) as u8 ^ seed).collect()
-}
 
 /// Sends `len` bytes to `key` (a PUT, or part 2 of `upload`), of which only the first
 /// `sent` arrive; the request then hangs until the gateway dies.
@@ -96,7 +93,7 @@ async fn killed_mid_upload(mut gw: Gateway) -> Gateway {
     let s3 = client(&gw);
     s3.create_bucket().bucket(BUCKET).send().await.unwrap();
 
-    let object = data(64 * MIB, 1);
+    let object = pattern(64 * MIB, 1);
     let put = stalled_upload(&s3, "big.bin", None, &object, 30 * MIB);
     // Long enough for the gateway to pass most of what arrived on to its store.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -125,28 +122,10 @@ async fn killed_mid_upload(mut gw: Gateway) -> Gateway {
         .unwrap();
     assert!(body(got).await == object, "the bytes came back changed");
 
-    let first = data(5 * MIB, 2);
-    let second = data(6 * MIB, 3);
-    let id = s3
-        .create_multipart_upload()
-        .bucket(BUCKET)
-        .key("parts.bin")
-        .send()
-        .await
-        .unwrap()
-        .upload_id()
-        .unwrap()
-        .to_owned();
-    let part1 = s3
-        .upload_part()
-        .bucket(BUCKET)
-        .key("parts.bin")
-        .upload_id(&id)
-        .part_number(1)
-        .body(ByteStream::from(first.clone()))
-        .send()
-        .await
-        .unwrap();
+    let first = pattern(5 * MIB, 2);
+    let second = pattern(6 * MIB, 3);
+    let id = start_upload(&s3, BUCKET, "parts.bin").await;
+    let part1 = put_part(&s3, BUCKET, "parts.bin", &id, 1, first.clone()).await;
     let cut = stalled_upload(&s3, "parts.bin", Some(&id), &second, 3 * MIB);
     tokio::time::sleep(Duration::from_secs(1)).await;
     gw.restart();
@@ -166,34 +145,12 @@ async fn killed_mid_upload(mut gw: Gateway) -> Gateway {
         .filter_map(|p| p.part_number())
         .collect();
     assert_eq!(numbers, [1], "the finished part stays, the cut one is gone");
-    let part2 = s3
-        .upload_part()
-        .bucket(BUCKET)
-        .key("parts.bin")
-        .upload_id(&id)
-        .part_number(2)
-        .body(ByteStream::from(second.clone()))
-        .send()
-        .await
-        .unwrap();
-    let parts = [(1, part1.e_tag()), (2, part2.e_tag())]
-        .into_iter()
-        .map(|(n, etag)| {
-            CompletedPart::builder()
-                .part_number(n)
-                .e_tag(etag.unwrap())
-                .build()
-        })
-        .collect();
+    let part2 = put_part(&s3, BUCKET, "parts.bin", &id, 2, second.clone()).await;
     s3.complete_multipart_upload()
         .bucket(BUCKET)
         .key("parts.bin")
         .upload_id(&id)
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .set_parts(Some(parts))
-                .build(),
-        )
+        .multipart_upload(completed(&[(1, part1), (2, part2)]))
         .send()
         .await
         .unwrap();
