@@ -63,6 +63,14 @@ impl Emulator {
         self.shared.faults.clone()
     }
 
+    /// Graph API requests served so far (what `GET /_emulator/stats` calls `graph_requests`).
+    pub fn graph_requests(&self) -> u64 {
+        self.shared
+            .counts
+            .graph
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Approves a pending device code as the first configured user, as a person entering
     /// the code in a browser would. Returns false for unknown or already used codes.
     pub fn approve_device_code(&self, user_code: &str) -> bool {

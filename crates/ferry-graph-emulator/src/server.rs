@@ -74,9 +74,21 @@ pub(crate) async fn serve_shared(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     tracing::info!(url = %shared.listen_url, root = %shared.config.root.display(), "graph emulator listening");
-    axum::serve(listener, router(shared.clone()))
+    // Changes are saved in the background, at most once per `SAVE_DELAY`.
+    let saver = {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(crate::store::SAVE_DELAY).await;
+                let shared = shared.clone();
+                let _ = tokio::task::spawn_blocking(move || shared.drives.save_if_due()).await;
+            }
+        })
+    };
+    let served = axum::serve(listener, router(shared.clone()))
         .with_graceful_shutdown(shutdown)
-        .await?;
+        .await;
+    saver.abort();
     shared.drives.flush();
-    Ok(())
+    Ok(served?)
 }

@@ -241,3 +241,30 @@ async fn users_cannot_read_other_drives() {
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"]["code"], "accessDenied");
 }
+
+#[tokio::test]
+async fn changes_are_saved_within_a_second_without_further_requests() {
+    let env = start().await;
+    let t = env.user_token().await;
+    let r = env
+        .put_bytes(&t, "/me/drive/root:/saved-later.txt:/content", b"x".to_vec())
+        .await;
+    assert_eq!(r.status(), 201);
+    let state = || {
+        std::fs::read_dir(env.emu.root().join(".ferry-emulator"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("drive-"))
+            .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+            .collect::<String>()
+    };
+    let mut saved = false;
+    for _ in 0..30 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        if state().contains("saved-later.txt") {
+            saved = true;
+            break;
+        }
+    }
+    assert!(saved, "the new item is in the saved state within 3 s");
+}

@@ -172,33 +172,31 @@ impl GraphClient {
         finished.map(|()| received)
     }
 
-    /// Creates every missing folder of `path`; returns the last one.
+    /// Creates every missing folder of `path`; returns the last one. Looks for the deepest
+    /// existing folder first, so a path that exists costs one request.
     pub async fn create_folders(&self, path: &str) -> Result<DriveItem> {
-        check_path(path.trim_matches('/'))?;
-        let mut parent = self.item_by_path("").await?;
-        let mut walked = String::new();
-        for name in path.trim_matches('/').split('/') {
-            walked = if walked.is_empty() {
-                name.to_owned()
-            } else {
-                format!("{walked}/{name}")
-            };
-            parent = match self.item_by_path(&walked).await {
+        let path = path.trim_matches('/');
+        check_path(path)?;
+        let names: Vec<&str> = path.split('/').filter(|n| !n.is_empty()).collect();
+        let mut existing = names.len();
+        let mut parent = loop {
+            match self.item_by_path(&names[..existing].join("/")).await {
+                Ok(item) => break item,
+                Err(e) if e.graph_code() == Some("itemNotFound") && existing > 0 => existing -= 1,
+                Err(e) => return Err(e),
+            }
+        };
+        for depth in existing..names.len() {
+            let url = self.drive_url(&format!("/items/{}/children", parent.id));
+            let body = json!({"name": names[depth], "folder": {}, "@microsoft.graph.conflictBehavior": "fail"});
+            parent = match self
+                .post_json::<DriveItem>("create folder", &url, &body)
+                .await
+            {
                 Ok(item) => item,
-                Err(e) if e.graph_code() == Some("itemNotFound") => {
-                    let url = self.drive_url(&format!("/items/{}/children", parent.id));
-                    let body = json!({"name": name, "folder": {}, "@microsoft.graph.conflictBehavior": "fail"});
-                    match self
-                        .post_json::<DriveItem>("create folder", &url, &body)
-                        .await
-                    {
-                        Ok(item) => item,
-                        // Made by someone else meanwhile: use theirs.
-                        Err(e) if e.graph_code() == Some("nameAlreadyExists") => {
-                            self.item_by_path(&walked).await?
-                        }
-                        Err(e) => return Err(e),
-                    }
+                // Made by someone else meanwhile: use theirs.
+                Err(e) if e.graph_code() == Some("nameAlreadyExists") => {
+                    self.item_by_path(&names[..=depth].join("/")).await?
                 }
                 Err(e) => return Err(e),
             };

@@ -66,7 +66,8 @@ async fn app_only_client_walks_the_drive() {
         .await
         .unwrap();
     assert!(folder.is_folder());
-    // Again: nothing to create, the same folder comes back.
+    // Again: nothing to create, the same folder comes back, for one request.
+    let before = env.emu.graph_requests();
     assert_eq!(
         graph
             .create_folders("DynamicCapital/ai-training/datasets")
@@ -74,6 +75,22 @@ async fn app_only_client_walks_the_drive() {
             .unwrap()
             .id,
         folder.id
+    );
+    assert_eq!(env.emu.graph_requests() - before, 1);
+    // Two new levels below an existing one: three lookups, two creations.
+    let before = env.emu.graph_requests();
+    let run = graph
+        .create_folders("DynamicCapital/ai-training/models/run-1")
+        .await
+        .unwrap();
+    assert_eq!(env.emu.graph_requests() - before, 5);
+    assert_eq!(
+        graph
+            .item_by_path("DynamicCapital/ai-training/models/run-1")
+            .await
+            .unwrap()
+            .id,
+        run.id
     );
 
     let src = env.local("train.csv");

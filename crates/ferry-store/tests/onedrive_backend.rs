@@ -187,6 +187,42 @@ async fn large_objects_stream_into_an_upload_session_and_appear_only_at_commit()
             .unwrap(),
         data
     );
+    // Into a folder the index knows: the upload session is the only Graph request.
+    let before = emu.graph_requests();
+    backend
+        .put_bytes(
+            "models",
+            "run-1/optimizer.bin",
+            data.clone(),
+            ObjectAttrs::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(emu.graph_requests() - before, 1);
+    // The folder deleted in OneDrive before the index heard of it: made again.
+    let graph = app_client(&emu);
+    let folder = graph
+        .item_by_path(&format!("{ROOT}/models/run-1"))
+        .await
+        .unwrap();
+    graph.delete(&folder.id).await.unwrap();
+    backend
+        .put_bytes(
+            "models",
+            "run-1/again.bin",
+            data.clone(),
+            ObjectAttrs::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        graph
+            .item_by_path(&format!("{ROOT}/models/run-1/again.bin"))
+            .await
+            .unwrap()
+            .size,
+        Some(data.len() as u64)
+    );
     let spooled = std::fs::read_dir(dir.path().join("state/spool"))
         .unwrap()
         .count();
@@ -235,7 +271,6 @@ async fn large_objects_stream_into_an_upload_session_and_appear_only_at_commit()
         matches!(err, ferry_store::Error::BadDigest { .. }),
         "{err:?}"
     );
-    let graph = app_client(&emu);
     for key in ["dropped.bin", "bad.bin"] {
         assert!(backend.head("models", key).await.is_err(), "{key}");
         assert!(

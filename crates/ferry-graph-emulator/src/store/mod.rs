@@ -43,8 +43,19 @@ struct State {
     saved: Instant,
 }
 
+/// Saving writes the whole tree, so a changed tree is saved at most this often (by the next
+/// request or the emulator's save tick), and at shutdown.
+pub const SAVE_DELAY: Duration = Duration::from_secs(1);
 /// Hashes computed on demand are a cache: saved with the next change, or after this.
 const HASH_SAVE_DELAY: Duration = Duration::from_secs(5);
+
+impl State {
+    fn save_due(&self) -> bool {
+        let since = self.saved.elapsed();
+        (self.tree.dirty && since >= SAVE_DELAY)
+            || (self.tree.hashes_dirty && since >= HASH_SAVE_DELAY)
+    }
+}
 
 impl Drive {
     /// Runs `f` on the tree on a blocking thread (it touches the disk), after rescanning
@@ -69,8 +80,7 @@ impl Drive {
             scan::refresh(self, &mut state.tree, state.watcher.as_mut());
         }
         let out = f(self, &mut state.tree);
-        let tree = &state.tree;
-        if tree.dirty || (tree.hashes_dirty && state.saved.elapsed() >= HASH_SAVE_DELAY) {
+        if state.save_due() {
             self.save(state);
         }
         out
@@ -106,10 +116,18 @@ impl Drive {
 }
 
 impl Drive {
-    /// Saves what is only cached so far (hashes computed on demand); for shutdown.
+    /// Saves the tree if a save is due (see [`SAVE_DELAY`]).
+    pub fn save_if_due(&self) {
+        let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if guard.save_due() {
+            self.save(&mut guard);
+        }
+    }
+
+    /// Saves whatever is not saved yet; for shutdown.
     pub fn flush(&self) {
         let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if guard.tree.hashes_dirty {
+        if guard.tree.dirty || guard.tree.hashes_dirty {
             self.save(&mut guard);
         }
     }
@@ -203,10 +221,17 @@ impl Drives {
         Ok(Drives { list })
     }
 
-    /// Saves every drive's cached state (see [`Drive::flush`]).
+    /// Saves every drive's unsaved state (see [`Drive::flush`]).
     pub fn flush(&self) {
         for drive in &self.list {
             drive.flush();
+        }
+    }
+
+    /// Saves the drives whose save is due (see [`Drive::save_if_due`]).
+    pub fn save_if_due(&self) {
+        for drive in &self.list {
+            drive.save_if_due();
         }
     }
 

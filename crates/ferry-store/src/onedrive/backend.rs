@@ -147,8 +147,9 @@ impl Shared {
     }
 
     /// Makes room for `bucket/key`: each of its ancestors that is a file becomes a folder
-    /// holding that file as `‛self`. Returns the drive path to write the key's data to.
-    async fn prepare(&self, bucket: &str, key: &str) -> Result<String> {
+    /// holding that file as `‛self`. Returns the bucket path to write the key's data to and
+    /// the index key of the folder it goes into.
+    async fn prepare(&self, bucket: &str, key: &str) -> Result<(String, String)> {
         let encoded = encode(key)?;
         let segments: Vec<&str> = key.split('/').collect();
         let mut parent = bucket.to_owned();
@@ -163,11 +164,11 @@ impl Shared {
             parent = path;
         }
         let target = format!("{bucket}/{encoded}");
-        let is_folder = self.index().folder(&format!("{bucket}/{key}")).is_some();
-        Ok(if is_folder {
-            format!("{target}/{SELF_NAME}")
+        let own = format!("{bucket}/{key}");
+        Ok(if self.index().folder(&own).is_some() {
+            (format!("{target}/{SELF_NAME}"), own)
         } else {
-            target
+            (target, parent)
         })
     }
 
@@ -229,7 +230,7 @@ impl Shared {
         key: &str,
         spool: &Path,
     ) -> Result<(String, DriveItem)> {
-        let target = self.drive_path(&self.prepare(bucket, key).await?);
+        let target = self.drive_path(&self.prepare(bucket, key).await?.0);
         let item = self
             .graph
             .upload_file(spool, &target, Conflict::Replace)
@@ -245,16 +246,32 @@ impl Shared {
         key: &str,
         size: u64,
     ) -> Result<(String, StreamingUpload)> {
-        let target = self.drive_path(&self.prepare(bucket, key).await?);
-        if let Some((parent, _)) = target.rsplit_once('/') {
+        let (target, folder) = self.prepare(bucket, key).await?;
+        let target = self.drive_path(&target);
+        // An upload session needs its folder; one the index knows is there already.
+        if self.index().folder(&folder).is_none()
+            && let Some((parent, _)) = target.rsplit_once('/')
+        {
             let folder = self.graph.create_folders(parent).await.map_err(graph)?;
             self.index().put(parent, folder);
         }
-        let upload = self
+        let upload = match self
             .graph
             .upload_stream(&target, size, Conflict::Replace)
             .await
-            .map_err(graph)?;
+        {
+            // The folder went away in OneDrive since the index last heard of it.
+            Err(e) if e.graph_code() == Some("itemNotFound") => {
+                let (parent, _) = target.rsplit_once('/').unwrap_or(("", ""));
+                let folder = self.graph.create_folders(parent).await.map_err(graph)?;
+                self.index().put(parent, folder);
+                self.graph
+                    .upload_stream(&target, size, Conflict::Replace)
+                    .await
+            }
+            other => other,
+        }
+        .map_err(graph)?;
         Ok((target, upload))
     }
 
