@@ -247,7 +247,11 @@ async fn changes_are_saved_within_a_second_without_further_requests() {
     let env = start().await;
     let t = env.user_token().await;
     let r = env
-        .put_bytes(&t, "/me/drive/root:/saved-later.txt:/content", b"x".to_vec())
+        .put_bytes(
+            &t,
+            "/me/drive/root:/saved-later.txt:/content",
+            b"x".to_vec(),
+        )
         .await;
     assert_eq!(r.status(), 201);
     let state = || {

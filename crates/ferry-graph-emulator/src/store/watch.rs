@@ -1,5 +1,5 @@
-//! Which folders changed on disk since the last request, from inotify, so a request
-//! rescans only those instead of the whole drive.
+//! Which entries of which folders changed on disk since the last request, from inotify, so a
+//! request looks at only those instead of rescanning the drive (or a large folder).
 //!
 //! Every folder of the tree is watched (the watch is added before the folder is read, so
 //! nothing slips between the two). A request first drains the pending events without
@@ -16,8 +16,9 @@ use rustix::io::Errno;
 
 /// What to rescan.
 pub enum Changes {
-    /// These folders (by item id) had entries added, removed, renamed or written.
-    Folders(HashSet<String>),
+    /// Folders (by item id) whose entries were added, removed, renamed or written: the
+    /// names of those entries, or None to rescan the whole folder.
+    Folders(HashMap<String, Option<HashSet<String>>>),
     /// The kernel dropped events: rescan the whole drive.
     All,
 }
@@ -75,7 +76,7 @@ impl Watcher {
     pub fn drain(&mut self, exists: impl Fn(&str) -> bool) -> Changes {
         let mut buf = [MaybeUninit::<u8>::uninit(); 16 * 1024];
         let mut reader = inotify::Reader::new(&self.fd, &mut buf);
-        let mut dirty = HashSet::new();
+        let mut dirty: HashMap<String, Option<HashSet<String>>> = HashMap::new();
         let mut stale = Vec::new();
         loop {
             let event = match reader.next() {
@@ -96,7 +97,20 @@ impl Watcher {
             }
             match self.folders.get(&event.wd()) {
                 Some(id) if exists(id) => {
-                    dirty.insert(id.clone());
+                    let name = event
+                        .file_name()
+                        .and_then(|n| n.to_str().ok())
+                        .filter(|n| !n.is_empty());
+                    let names = dirty
+                        .entry(id.clone())
+                        .or_insert_with(|| Some(HashSet::new()));
+                    match (names.as_mut(), name) {
+                        (Some(names), Some(name)) => {
+                            names.insert(name.to_owned());
+                        }
+                        // An event about the folder itself: look at all of it.
+                        _ => *names = None,
+                    }
                 }
                 Some(_) => stale.push(event.wd()),
                 None => {}
