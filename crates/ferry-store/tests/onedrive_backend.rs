@@ -187,7 +187,9 @@ async fn large_objects_stream_into_an_upload_session_and_appear_only_at_commit()
             .unwrap(),
         data
     );
-    // Into a folder the index knows: the upload session is the only Graph request.
+    // Into a folder the index knows: the upload session is the only Graph request (and a
+    // delta round, should the index have aged past the freshness bound meanwhile); walking
+    // and re-creating the folder path took six.
     let before = emu.graph_requests();
     backend
         .put_bytes(
@@ -198,7 +200,7 @@ async fn large_objects_stream_into_an_upload_session_and_appear_only_at_commit()
         )
         .await
         .unwrap();
-    assert_eq!(emu.graph_requests() - before, 1);
+    assert!(emu.graph_requests() - before <= 2);
     // The folder deleted in OneDrive before the index heard of it: made again.
     let graph = app_client(&emu);
     let folder = graph
