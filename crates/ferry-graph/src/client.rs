@@ -44,6 +44,7 @@ pub(crate) struct Inner {
     pub graph_url: String,
     pub drive_path: String,
     pub sessions: Option<crate::resume::Sessions>,
+    pub download_urls: crate::transfer::DownloadUrls,
 }
 
 /// `a/b c` as a Graph path: `a/b%20c` (no leading or trailing slash).
@@ -74,6 +75,7 @@ impl GraphClient {
                 transport: Transport::new(http, auth, config.retry),
                 graph_url: config.graph_url.trim_end_matches('/').to_owned(),
                 drive_path: config.drive.path(),
+                download_urls: Default::default(),
                 sessions: config
                     .upload_sessions
                     .clone()

@@ -1,8 +1,10 @@
 //! Moving bytes: downloads that follow the pre-authenticated redirect without the token and
 //! resume after a dropped connection; simple uploads; resumable upload sessions.
 
+use std::collections::HashMap;
 use std::ops::Range;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use serde_json::json;
@@ -73,6 +75,44 @@ impl GraphClient {
         range: Option<Range<u64>>,
     ) -> Result<impl futures::Stream<Item = Result<bytes::Bytes>> + Send + use<>> {
         let location = self.download_url(id).await?;
+        self.open_download(location, range).await
+    }
+
+    /// [`download_range`](Self::download_range) for a known version of an item (its cTag):
+    /// the download URL Graph gave for that version is reused for a few minutes, so a
+    /// reader fetching many ranges of one file costs one Graph request, not one per range.
+    pub async fn download_version_range(
+        &self,
+        item: &DriveItem,
+        range: Option<Range<u64>>,
+    ) -> Result<impl futures::Stream<Item = Result<bytes::Bytes>> + Send + use<>> {
+        let key = item
+            .c_tag
+            .as_deref()
+            .map(|version| format!("{}\n{version}", item.id));
+        if let Some(key) = &key
+            && let Some(url) = self.inner.download_urls.get(key)
+        {
+            match self.open_download(url, range.clone()).await {
+                Ok(stream) => return Ok(stream),
+                Err(e) => {
+                    tracing::info!(error = %e, "a saved download URL failed; asking Graph for a new one");
+                    self.inner.download_urls.forget(key);
+                }
+            }
+        }
+        let url = self.download_url(&item.id).await?;
+        if let Some(key) = key {
+            self.inner.download_urls.put(key, url.clone());
+        }
+        self.open_download(url, range).await
+    }
+
+    async fn open_download(
+        &self,
+        location: String,
+        range: Option<Range<u64>>,
+    ) -> Result<impl futures::Stream<Item = Result<bytes::Bytes>> + Send + use<>> {
         let response = self
             .inner
             .transport
@@ -92,10 +132,9 @@ impl GraphClient {
             (Some(r), _) => (0, r.end - r.start),
             (None, _) => (0, u64::MAX),
         };
-        let url = location.clone();
         Ok(response.bytes_stream().filter_map(move |chunk| {
             let out = match chunk {
-                Err(source) => Some(Err(Error::http(&url, source))),
+                Err(source) => Some(Err(Error::http(&location, source))),
                 Ok(mut bytes) => {
                     let drop = skip.min(bytes.len() as u64) as usize;
                     skip -= drop as u64;
@@ -689,5 +728,42 @@ impl PendingUpload {
     /// Discards the uploaded bytes.
     pub async fn cancel(self) -> Result<()> {
         self.client.cancel_session(&self.upload_url).await
+    }
+}
+
+/// Download URLs Graph handed out, by item id and version, with when: reused for
+/// [`DownloadUrls::REUSE`] (Graph's pre-authenticated URLs stay valid for about an hour).
+#[derive(Debug, Default)]
+pub(crate) struct DownloadUrls(std::sync::Mutex<HashMap<String, (String, Instant)>>);
+
+impl DownloadUrls {
+    const REUSE: Duration = Duration::from_secs(300);
+    /// Past this many, expired entries are dropped (and all of them if none has).
+    const MAX: usize = 10_000;
+
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, Instant)>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn get(&self, key: &str) -> Option<String> {
+        self.map()
+            .get(key)
+            .filter(|(_, at)| at.elapsed() < Self::REUSE)
+            .map(|(url, _)| url.clone())
+    }
+
+    fn put(&self, key: String, url: String) {
+        let mut map = self.map();
+        if map.len() >= Self::MAX {
+            map.retain(|_, (_, at)| at.elapsed() < Self::REUSE);
+            if map.len() >= Self::MAX {
+                map.clear();
+            }
+        }
+        map.insert(key, (url, Instant::now()));
+    }
+
+    fn forget(&self, key: &str) {
+        self.map().remove(key);
     }
 }

@@ -323,3 +323,84 @@ async fn an_upload_session_expiring_mid_write_fails_cleanly_and_a_retry_succeeds
         .unwrap();
     assert_eq!(backend.get_bytes("models", "w.bin").await.unwrap(), data);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ranges_of_one_version_share_one_download_url() {
+    use ferry_store::RangeRequest;
+    let dir = tempfile::tempdir().unwrap();
+    // Download URLs that expire after 5 s.
+    let emu = start_emulator(&dir.path().join("emulator"), |c| {
+        c.download_url_lifetime = Duration::from_secs(5);
+    })
+    .await;
+    let state = dir.path().join("state");
+    let meta = MetaStore::embedded(&state.join("meta.redb")).unwrap();
+    // A long freshness bound: no delta round between the reads.
+    let backend = OneDriveBackend::open_with(
+        app_client(&emu),
+        ROOT,
+        &state,
+        Duration::from_secs(600),
+        meta,
+    )
+    .unwrap();
+    backend.create_bucket("datasets").await.unwrap();
+    let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    backend
+        .put_bytes(
+            "datasets",
+            "shard.bin",
+            data.clone(),
+            ObjectAttrs::default(),
+        )
+        .await
+        .unwrap();
+    let read = |first: u64, last: u64| {
+        let backend = backend.clone();
+        async move {
+            let range = RangeRequest::FromTo {
+                first,
+                last: Some(last),
+            };
+            let got = backend
+                .get("datasets", "shard.bin", Some(range))
+                .await
+                .unwrap();
+            let mut body = got.body;
+            let mut out = Vec::new();
+            while let Some(chunk) = futures::StreamExt::next(&mut body).await {
+                out.extend_from_slice(&chunk.unwrap());
+            }
+            out
+        }
+    };
+    let before = emu.graph_requests();
+    for (first, last) in [(0, 9_999), (10_000, 49_999), (50_000, 99_999)] {
+        assert_eq!(
+            read(first, last).await,
+            data[first as usize..=last as usize]
+        );
+    }
+    assert_eq!(
+        emu.graph_requests() - before,
+        1,
+        "one download URL for three ranges"
+    );
+    // Expired: refused, and a new one is asked for.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(read(5, 9).await, data[5..=9]);
+    assert_eq!(emu.graph_requests() - before, 2);
+
+    // A new version gets a URL of its own, and its own bytes.
+    let newer: Vec<u8> = data.iter().map(|b| b ^ 0xff).collect();
+    backend
+        .put_bytes(
+            "datasets",
+            "shard.bin",
+            newer.clone(),
+            ObjectAttrs::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(read(0, 99).await, newer[..100]);
+}

@@ -374,7 +374,7 @@ impl Backend for OneDriveBackend {
         } else {
             let asked = (range != (0..meta.size)).then(|| range.clone());
             self.graph
-                .download_range(&item.id, asked)
+                .download_version_range(&item, asked)
                 .await
                 .map_err(graph)?
                 .map(|chunk| chunk.map_err(std::io::Error::other))
