@@ -118,6 +118,8 @@ pub async fn requeue_abandoned(client: &tokio_postgres::Client, source: &str) ->
                AND NOT EXISTS (
                    SELECT 1 FROM pg_locks
                    WHERE locktype = 'advisory' AND granted AND objsubid = 2
+                     AND database = (SELECT oid FROM pg_database
+                                     WHERE datname = current_database())
                      AND classid::bigint = $2::int AND objid::bigint = r.id % 2147483648
                )",
             &[&source, &REQUEST_LOCK_SPACE],

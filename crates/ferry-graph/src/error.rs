@@ -90,7 +90,7 @@ impl Error {
     /// of a pre-authenticated download URL is its key, and errors reach logs.
     pub(crate) fn http(url: &str, source: reqwest::Error) -> Self {
         Self::Http {
-            url: url.split('?').next().unwrap_or_default().to_owned(),
+            url: loggable_url(url),
             source: source.without_url(),
         }
     }
@@ -258,8 +258,41 @@ impl From<IdentityErrorBody> for Error {
     }
 }
 
+/// A URL fit for logs and errors: never its query, and only the host of a URL that is not a
+/// Graph API call, because pre-authenticated download and upload URLs carry their key in
+/// the query (`tempauth=`) or in the path (OneDrive personal, the emulator).
+fn loggable_url(url: &str) -> String {
+    let url = url.split('?').next().unwrap_or_default();
+    if url.contains("/v1.0/") || url.contains("/beta/") {
+        return url.to_owned();
+    }
+    let host_end = url
+        .find("://")
+        .map(|at| at + 3)
+        .and_then(|start| url[start..].find('/').map(|end| start + end))
+        .unwrap_or(url.len());
+    format!("{}/…", &url[..host_end])
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn only_graph_api_urls_keep_their_path() {
+        use super::loggable_url;
+        assert_eq!(
+            loggable_url("https://graph.microsoft.com/v1.0/me/drive/items/1/content?a=b"),
+            "https://graph.microsoft.com/v1.0/me/drive/items/1/content"
+        );
+        assert_eq!(
+            loggable_url("https://public.bn.files.1drv.com/y4mSECRET/file.bin?download"),
+            "https://public.bn.files.1drv.com/…"
+        );
+        assert_eq!(
+            loggable_url("http://127.0.0.1:7/_emulator/upload/SECRET"),
+            "http://127.0.0.1:7/…"
+        );
+    }
+
     #[tokio::test]
     async fn an_http_error_never_shows_a_pre_authenticated_url_key() {
         let url = "http://127.0.0.1:9/download/item?tempauth=SECRET-KEY";
@@ -274,9 +307,6 @@ mod tests {
             cause = c.source();
         }
         assert!(!shown.contains("SECRET-KEY"), "{shown}");
-        assert!(
-            shown.contains("http://127.0.0.1:9/download/item"),
-            "{shown}"
-        );
+        assert!(shown.contains("http://127.0.0.1:9/…"), "{shown}");
     }
 }

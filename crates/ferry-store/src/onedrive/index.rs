@@ -56,9 +56,11 @@ impl DriveIndex {
         // What the gateway wrote is now reported by delta, which knows where it is since (it
         // may have been moved or deleted in OneDrive meanwhile): drop the early entry, and
         // let the changes below place the item.
+        let mut forgotten = Vec::new();
         for item in &delta.items {
             if let Some(key) = self.written.remove(&item.id) {
                 self.forget(&key, item);
+                forgotten.push(item.id.as_str());
             }
         }
         for change in changes {
@@ -71,6 +73,16 @@ impl DriveIndex {
                 }
                 // Moves rebuilt the index above.
                 Change::Moved { .. } => {}
+            }
+        }
+        // One the tree already knew, reported again unchanged, got no change above: put it
+        // back where the tree has it.
+        for id in forgotten {
+            let last = delta.items.iter().rev().find(|i| i.id == id);
+            if let (Some(item), Some(path)) = (last, self.tree.path(id))
+                && !item.is_deleted()
+            {
+                self.insert(&path, item.clone());
             }
         }
     }
@@ -379,5 +391,13 @@ mod tests {
             Some("c2")
         );
         assert!(index.folder("new").is_none());
+
+        // Delta saw the write before the gateway recorded it, then reports it again
+        // unchanged (no change for the tree): it stays listed.
+        let w4 = item("w4", "w4.csv", "ds", false, "c1");
+        index.apply(&delta(vec![w4.clone()], "d3"));
+        index.put("ai/datasets/w4.csv", w4.clone());
+        index.apply(&delta(vec![w4], "d4"));
+        assert_eq!(index.get("datasets/w4.csv").unwrap().id, "w4");
     }
 }

@@ -153,18 +153,32 @@ impl Postgres {
         Ok(client)
     }
 
+    /// Waits for a statement at most [`QUERY_TIMEOUT`]; a failed or silent connection is
+    /// dropped, so the next statement opens a new one (after a failover, say) instead of
+    /// hanging on a half-open socket.
+    async fn settle<T>(
+        &self,
+        statement: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
+    ) -> Result<T> {
+        let outcome = match tokio::time::timeout(QUERY_TIMEOUT, statement).await {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(e)) => pg(e),
+            Err(_) => pg(format!("no answer within {QUERY_TIMEOUT:?}")),
+        };
+        *self.client.lock().await = None;
+        Err(outcome)
+    }
+
     async fn get_many(&self, items: &[(&str, &str)]) -> Result<HashMap<String, Record>> {
         let ids: Vec<&str> = items.iter().map(|(id, _)| *id).collect();
+        let client = self.client().await?;
         let rows = self
-            .client()
-            .await?
-            .query(
+            .settle(client.query(
                 "SELECT item_id, version, etag, attrs FROM ferry.s3_object_meta
                  WHERE scope = $1 AND item_id = ANY($2)",
                 &[&self.scope, &ids],
-            )
-            .await
-            .map_err(pg)?;
+            ))
+            .await?;
         rows.iter()
             .map(|row| {
                 let attrs: serde_json::Value = row.get(3);
@@ -180,35 +194,33 @@ impl Postgres {
 
     async fn put(&self, item_id: &str, record: &Record) -> Result<()> {
         let attrs = serde_json::to_value(&record.attrs).map_err(|e| failed(POSTGRES, e))?;
-        self.client()
-            .await?
-            .execute(
-                "INSERT INTO ferry.s3_object_meta (scope, item_id, version, etag, attrs)
-                 VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (scope, item_id) DO UPDATE
-                 SET version = EXCLUDED.version, etag = EXCLUDED.etag, attrs = EXCLUDED.attrs,
-                     updated_at = now()",
-                &[&self.scope, &item_id, &record.version, &record.etag, &attrs],
-            )
-            .await
-            .map_err(pg)?;
+        let client = self.client().await?;
+        self.settle(client.execute(
+            "INSERT INTO ferry.s3_object_meta (scope, item_id, version, etag, attrs)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (scope, item_id) DO UPDATE
+             SET version = EXCLUDED.version, etag = EXCLUDED.etag, attrs = EXCLUDED.attrs,
+                 updated_at = now()",
+            &[&self.scope, &item_id, &record.version, &record.etag, &attrs],
+        ))
+        .await?;
         Ok(())
     }
 
     async fn remove(&self, item_id: &str) -> Result<()> {
-        self.client()
-            .await?
-            .execute(
-                "DELETE FROM ferry.s3_object_meta WHERE scope = $1 AND item_id = $2",
-                &[&self.scope, &item_id],
-            )
-            .await
-            .map_err(pg)?;
+        let client = self.client().await?;
+        self.settle(client.execute(
+            "DELETE FROM ferry.s3_object_meta WHERE scope = $1 AND item_id = $2",
+            &[&self.scope, &item_id],
+        ))
+        .await?;
         Ok(())
     }
 }
 
 const POSTGRES: &str = "in Postgres (ferry.s3_object_meta)";
+/// How long one statement may take before its connection is given up.
+const QUERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 fn failed(store: &str, e: impl std::fmt::Display) -> Error {
     Error::MetaStore {
@@ -317,6 +329,9 @@ mod tests {
             )
             .await
             .unwrap();
+        // Once the server has closed the sessions, the next statement fails and the one
+        // after it runs on a new connection.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         let mut again = None;
         for _ in 0..50 {
             match two.get("shared", "c1").await {

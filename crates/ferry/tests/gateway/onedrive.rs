@@ -127,7 +127,7 @@ async fn health_says_when_the_saved_sign_in_expired() {
     let emu = start_emulator(&dir.path().join("emulator"), |c| {
         c.token_lifetime = std::time::Duration::from_secs(1);
         // Long enough for a slow machine to start the gateway on the first one.
-        c.refresh_token_lifetime = std::time::Duration::from_secs(10);
+        c.refresh_token_lifetime = std::time::Duration::from_secs(20);
     })
     .await;
     let graph = signed_in_user(&emu, &dir.path().join("token-cache.json")).await;
@@ -136,7 +136,7 @@ async fn health_says_when_the_saved_sign_in_expired() {
     assert_eq!(status, 200, "{text}");
 
     // Idle past the refresh token's life (the health check above took a fresh one).
-    tokio::time::sleep(std::time::Duration::from_secs(11)).await;
+    tokio::time::sleep(std::time::Duration::from_secs(21)).await;
     let (status, text) = gw.get_unsigned("/health");
     assert_eq!(status, 503, "{text}");
     assert!(
