@@ -27,8 +27,8 @@ pub struct StreamingUpload {
 }
 
 impl GraphClient {
-    /// Opens an upload of exactly `size` bytes (at least one) to `path`, whose parent folder
-    /// must exist.
+    /// Opens an upload of exactly `size` bytes (at least one) to `path`; missing parent
+    /// folders are created, as [`upload_file`](Self::upload_file) does.
     pub async fn upload_stream(
         &self,
         path: &str,
@@ -39,7 +39,13 @@ impl GraphClient {
         if size == 0 {
             return Err(Error::protocol("an upload session needs at least one byte"));
         }
-        let session = self.create_session(path, conflict, None, true).await?;
+        let session = match self.create_session(path, conflict, None, true).await {
+            Err(e) if e.graph_code() == Some("itemNotFound") => {
+                self.create_parent(path, e).await?;
+                self.create_session(path, conflict, None, true).await?
+            }
+            result => result?,
+        };
         Ok(StreamingUpload {
             pending: PendingUpload {
                 client: self.clone(),

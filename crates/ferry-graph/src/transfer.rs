@@ -211,6 +211,15 @@ impl GraphClient {
         finished.map(|()| received)
     }
 
+    /// After a write to `path` failed with `itemNotFound` (`refused`): creates its parent
+    /// folders, or gives `refused` back if `path` has no parent.
+    pub(crate) async fn create_parent(&self, path: &str, refused: Error) -> Result<()> {
+        match path.trim_matches('/').rsplit_once('/') {
+            Some((parent, _)) => self.create_folders(parent).await.map(drop),
+            None => Err(refused),
+        }
+    }
+
     /// Creates every missing folder of `path`; returns the last one. Looks for the deepest
     /// existing folder first, so a path that exists costs one request.
     pub async fn create_folders(&self, path: &str) -> Result<DriveItem> {
@@ -359,9 +368,7 @@ impl GraphClient {
         check_path(path.trim_matches('/'))?;
         match self.upload_file_once(local, path, conflict).await {
             Err(e) if e.graph_code() == Some("itemNotFound") => {
-                let parent = path.trim_matches('/').rsplit_once('/').map(|(p, _)| p);
-                let Some(parent) = parent else { return Err(e) };
-                self.create_folders(parent).await?;
+                self.create_parent(path, e).await?;
                 self.upload_file_once(local, path, conflict).await
             }
             result => result,

@@ -59,3 +59,18 @@ async fn a_stream_becomes_a_file_only_at_commit() {
     assert!(long.write(&[1; 6]).await.is_err());
     long.cancel().await.unwrap();
 }
+
+#[tokio::test]
+async fn missing_parent_folders_are_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = start_emulator(dir.path(), |_| {}).await;
+    let graph = app_client(&emu);
+    let mut upload = graph
+        .upload_stream("new/deeper/x.bin", 5, Conflict::Replace)
+        .await
+        .unwrap();
+    upload.write(b"hello").await.unwrap();
+    let item = upload.finish().await.unwrap().commit().await.unwrap();
+    assert_eq!(item.size, Some(5));
+    assert!(graph.item_by_path("new/deeper").await.unwrap().is_folder());
+}

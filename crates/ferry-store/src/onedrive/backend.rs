@@ -255,23 +255,12 @@ impl Shared {
             let folder = self.graph.create_folders(parent).await.map_err(graph)?;
             self.index().put(parent, folder);
         }
-        let upload = match self
+        // Should the folder have gone away in OneDrive since, the client makes it again.
+        let upload = self
             .graph
             .upload_stream(&target, size, Conflict::Replace)
             .await
-        {
-            // The folder went away in OneDrive since the index last heard of it.
-            Err(e) if e.graph_code() == Some("itemNotFound") => {
-                let (parent, _) = target.rsplit_once('/').unwrap_or(("", ""));
-                let folder = self.graph.create_folders(parent).await.map_err(graph)?;
-                self.index().put(parent, folder);
-                self.graph
-                    .upload_stream(&target, size, Conflict::Replace)
-                    .await
-            }
-            other => other,
-        }
-        .map_err(graph)?;
+            .map_err(graph)?;
         Ok((target, upload))
     }
 
