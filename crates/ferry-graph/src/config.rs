@@ -131,6 +131,16 @@ impl DriveSelector {
         }
     }
 
+    /// The setting text [`parse`](Self::parse) reads back (`FERRY_GRAPH_DRIVE`).
+    pub fn setting(&self) -> String {
+        match self {
+            Self::Me => "me".into(),
+            Self::Id(id) => id.clone(),
+            Self::User(id) => format!("user:{id}"),
+            Self::Site(id) => format!("site:{id}"),
+        }
+    }
+
     /// The path of the drive under the Graph URL.
     pub fn path(&self) -> String {
         match self {
@@ -168,6 +178,13 @@ impl Default for RetryPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn drive_settings_read_back_as_themselves() {
+        for text in ["me", "user:u-1", "site:s,1", "b!drive-id"] {
+            assert_eq!(DriveSelector::parse(text).setting(), text);
+        }
+    }
 
     #[test]
     fn app_only_scope_follows_the_cloud() {

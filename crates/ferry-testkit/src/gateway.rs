@@ -115,21 +115,14 @@ impl GatewayBuilder {
         let mut graph_env: Vec<(&str, String)> = Vec::new();
         match &self.onedrive {
             Some(graph) => {
-                use ferry_graph::DriveSelector;
                 command.arg("--onedrive");
-                let drive = match &graph.drive {
-                    DriveSelector::Me => "me".to_owned(),
-                    DriveSelector::Id(id) => id.clone(),
-                    DriveSelector::User(id) => format!("user:{id}"),
-                    DriveSelector::Site(id) => format!("site:{id}"),
-                };
                 graph_env = vec![
                     ("FERRY_STATE_DIR", dir.join("state").display().to_string()),
                     ("FERRY_GRAPH_AUTHORITY", graph.authority.clone()),
                     ("FERRY_GRAPH_URL", graph.graph_url.clone()),
                     ("FERRY_GRAPH_TENANT", graph.tenant.clone()),
                     ("FERRY_GRAPH_CLIENT_ID", graph.client_id.clone()),
-                    ("FERRY_GRAPH_DRIVE", drive),
+                    ("FERRY_GRAPH_DRIVE", graph.drive.setting()),
                 ];
                 if let ferry_graph::Credential::Secret(s) = &graph.credential {
                     graph_env.push(("FERRY_GRAPH_CLIENT_SECRET", s.expose().to_owned()));
