@@ -50,7 +50,7 @@ from benchlib import (
 )
 from s3_bench import (
     ACCESS_KEY, CMD_TIMEOUT, SECRET_KEY, SMALL_RETRIES, Client, Server, ThinClient, count_ops,
-    find_tool, make_rclone,
+    find_tool, make_rclone, server_errors,
 )
 
 TENANT = "11111111-2222-3333-4444-555555555555"
@@ -194,13 +194,6 @@ def ferry_log_summary(s: Server) -> str:
         f", non-2xx responses: {bad}" if s.name != "emulator" else "")
 
 
-def errors_5xx(s: Server) -> int:
-    """5xx responses so far: ferry's access log, rclone's `serve s3` ERROR lines."""
-    needle = "ERROR : serve s3:" if s.name == C else '"status":5'
-    with open(s.log_path, errors="replace") as f:
-        return sum(1 for line in f if needle in line)
-
-
 def wait_count(path: Path, op: str, key_path: str, want: int) -> int:
     """count_ops, polled up to 2 s until it reaches `want` (log lines may trail)."""
     deadline = time.monotonic() + 2
@@ -337,25 +330,13 @@ class Bench:
                 s, ["--numworkers", "16", "cp", f"{small_dir}/*", f"s3://bench/small/r{i}/"],
                 retries=SMALL_RETRIES, timeout=300)[0]
 
-        errs0 = {s.name: errors_5xx(s) for s in servers}
+        errs0 = {s.name: server_errors(s) for s in servers}
         times = self.on_onedrive(
             f"{count} x 4 KiB PUT, s5cmd 16 workers, {n} round(s), each into a new folder",
             n * count, lambda: self.s3.alternate(servers, n, put))
-        errs = {s.name: errors_5xx(s) - errs0[s.name] for s in servers}
+        errs = {s.name: server_errors(s) - errs0[s.name] for s in servers}
         self.raw["small"], self.raw["small_5xx"] = times, errs
-        want = {p.name: md5_file(p) for p in small_dir.iterdir()}
-        for s in servers:
-            _, out = self.client.run(s, ["ls", "s3://bench/small/*"], quiet=False)
-            got_n = len([ln for ln in out.splitlines() if ln.strip()])
-            if got_n != n * count:
-                raise BenchError(f"{s.name}: {got_n} small objects listed, expected {n * count}")
-            dst = shm / f"small-{s.name}"
-            self.client.run(s, ["--numworkers", "16", "cp", "s3://bench/small/r0/*", f"{dst}/"])
-            got = {p.name: md5_file(p) for p in dst.iterdir()}
-            if got != want:
-                bad = [k for k in want if got.get(k) != want[k]][:5]
-                raise BenchError(f"{s.name}: small objects differ after GET, e.g. {bad}")
-            shutil.rmtree(dst)
+        self.s3.check_small(servers, small_dir, shm, n * count)
         self.rows.append(Row(
             f"{count} x 4 KiB PUT, s5cmd 16 workers: objects/s", "obj/s",
             {s.name: count / median(times[s.name]) for s in servers}, True,
@@ -666,7 +647,7 @@ class Bench:
                     raise BenchError(f"{p.name} died during step 2")
             for s in [*servers, self.emu]:
                 s.stop()
-                summary = (f"{errors_5xx(s)} `serve s3` ERROR lines" if s.name == C
+                summary = (f"{server_errors(s)} `serve s3` ERROR lines" if s.name == C
                            else ferry_log_summary(s))
                 self.extra.append((f"{s.name} log", summary))
 

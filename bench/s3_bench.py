@@ -387,6 +387,23 @@ class Bench:
 
     # ---------------------------------------------------------------- helpers
 
+    def check_small(self, servers: list[Server], small_dir: Path, shm: Path, total: int) -> None:
+        """Every round of small PUTs is complete (`total` objects under small/), and round
+        0's objects come back with the bytes of `small_dir`."""
+        want = {p.name: md5_file(p) for p in small_dir.iterdir()}
+        for s in servers:
+            _, out = self.client.run(s, ["ls", "s3://bench/small/*"], quiet=False)
+            got_n = len([line for line in out.splitlines() if line.strip()])
+            if got_n != total:
+                raise BenchError(f"{s.name}: {got_n} small objects listed, expected {total}")
+            dst = shm / f"small-{s.name}"
+            self.client.run(s, ["--numworkers", "16", "cp", "s3://bench/small/r0/*", f"{dst}/"])
+            got = {p.name: md5_file(p) for p in dst.iterdir()}
+            if got != want:
+                bad = [k for k in want if got.get(k) != want[k]][:5]
+                raise BenchError(f"{s.name}: small objects differ after GET, e.g. {bad}")
+            shutil.rmtree(dst)
+
     def sync(self) -> None:
         # Flush dirty pages before each timed operation so that one server's deferred
         # write-back (rclone does not fsync) is not charged to the next measurement.
@@ -500,20 +517,7 @@ class Bench:
         errs = {s.name: server_errors(s) - errs_before[s.name] for s in servers}
         self.raw["small_errors"] = errs
         self.raw["small"] = times
-        # verify: every round complete, and round 0's bytes are right
-        want = {p.name: md5_file(p) for p in small_dir.iterdir()}
-        for s in servers:
-            _, out = self.client.run(s, ["ls", "s3://bench/small/*"], quiet=False)
-            got_n = len([line for line in out.splitlines() if line.strip()])
-            if got_n != n * count:
-                raise BenchError(f"{s.name}: {got_n} small objects listed, expected {n * count}")
-            dst = shm / f"small-{s.name}"
-            self.client.run(s, ["--numworkers", "16", "cp", "s3://bench/small/r0/*", f"{dst}/"])
-            got = {p.name: md5_file(p) for p in dst.iterdir()}
-            if got != want:
-                bad = [k for k in want if got.get(k) != want[k]][:5]
-                raise BenchError(f"{s.name}: small objects differ after GET, e.g. {bad}")
-            shutil.rmtree(dst)
+        self.check_small(servers, small_dir, shm, n * count)
         fm = median(times["ferry"])
         rm = median(times["rclone"])
         self.rows.append(
@@ -849,17 +853,11 @@ class Bench:
 
 
 def server_errors(s: Server) -> int:
-    """Error responses so far: ferry's access log status >= 500, rclone's ERROR lines
-    from `serve s3` (one per failed request)."""
-    n = 0
+    """Error responses so far: rclone's ERROR lines from `serve s3` (one per failed
+    request), else (ferry) its access log's status >= 500."""
+    needle = "ERROR : serve s3:" if s.name == "rclone" else '"status":5'
     with open(s.log_path, errors="replace") as f:
-        for line in f:
-            if s.name == "ferry":
-                if '"status":5' in line:
-                    n += 1
-            elif "ERROR : serve s3:" in line:
-                n += 1
-    return n
+        return sum(1 for line in f if needle in line)
 
 
 def access_ms(log_path: Path, op: str, path: str) -> list[float]:
